@@ -1,0 +1,53 @@
+"""Flask application factory (`connector.app:create_app`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, g
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.config import Settings
+from connector.jobs import Jobs
+from connector.storage.db import make_engine, make_sessionmaker
+
+
+@dataclass
+class Runtime:
+    """What every request and job of one app shares: settings, database and job runner."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    jobs: Jobs
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    engine = engine or make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["coi"] = Runtime(settings, engine, sessions, Jobs(settings, sessions))
+
+    from connector.api import register_blueprints
+    from connector.api.errors import register_error_handlers
+
+    register_error_handlers(app)
+    register_blueprints(app)
+
+    @app.teardown_appcontext
+    def _close_session(_exc):
+        session = g.pop("db", None)
+        if session is not None:
+            session.close()
+
+    logging.getLogger("connector").setLevel(logging.INFO)
+    return app
+
+
+def runtime(app: Flask) -> Runtime:
+    return app.extensions["coi"]

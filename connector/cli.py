@@ -1,0 +1,133 @@
+"""The `coi` command line: serve, db, token, insurers, evaluate, demo."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+
+import click
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from connector.clock import today
+from connector.config import Settings
+from connector.jobs import Jobs
+from connector.services.context import Context
+from connector.storage.db import make_engine, make_sessionmaker, upgrade, upgrade_if_empty
+
+
+def _context(settings: Settings, actor: str, *, migrate: bool = True) -> Context:
+    engine = make_engine(settings.database_url)
+    if migrate:
+        upgrade_if_empty(engine)
+    sessions = make_sessionmaker(engine)
+    return Context(sessions(), Jobs(settings, sessions), actor, today())
+
+
+@click.group()
+def main() -> None:
+    """coi-connector: certificate-of-insurance compliance where work is dispatched and paid."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the API under gunicorn (creates the schema on an empty database first)."""
+    from gunicorn.app.base import BaseApplication
+
+    from connector.app import create_app
+
+    settings = Settings.from_env()
+    upgrade_if_empty(make_engine(settings.database_url))
+
+    class _Server(BaseApplication):
+        def load_config(self):
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):
+            return create_app(settings)
+
+    _Server().run()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    upgrade(make_engine(Settings.from_env().database_url))
+    click.echo("database is at the latest revision")
+
+
+@main.group()
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.option("--role", required=True, type=click.Choice(["admin", "dispatcher", "integration"]))
+@click.option("--name", required=True)
+def token_create(role: str, name: str) -> None:
+    """Create a token; it is printed once, as the last line, and stored only as a hash."""
+    from connector.api.auth import create_token
+
+    ctx = _context(Settings.from_env(), "cli")
+    with ctx.session.begin():
+        value = create_token(ctx.session, name, role)
+    click.echo(f"created {role} token {name!r}; it is shown only once:")
+    click.echo(value)
+
+
+@main.group()
+def insurers() -> None:
+    """The insurer rating table (A.M. Best by NAIC code)."""
+
+
+@insurers.command("import")
+@click.argument("path", type=click.File("r", encoding="utf-8-sig"))
+def insurers_import(path) -> None:
+    """Load or update insurers from a CSV with columns naic,name,am_best."""
+    from connector.services.insurers import import_rows, parse_csv
+
+    try:
+        rows = parse_csv(path)
+    except ValidationError as err:
+        for where, problem in err.messages.items():
+            click.echo(f"{where}: {problem}", err=True)
+        sys.exit(2)
+    counts = import_rows(_context(Settings.from_env(), "cli"), rows)
+    click.echo(f"{counts['rows']} rows: {counts['created']} new, {counts['updated']} changed")
+
+
+@main.command()
+@click.option("--vendor", "vendor_ids", type=int, multiple=True, help="Only these vendors.")
+def evaluate(vendor_ids: tuple[int, ...]) -> None:
+    """Recompute stored compliance results as of today and print a summary."""
+    from connector.services.compliance import recompute
+    from connector.services.reports import print_summary
+    from connector.storage.models import Vendor
+
+    ctx = _context(Settings.from_env(), "cli")
+    with ctx.session.begin():
+        ids = vendor_ids or ctx.session.scalars(select(Vendor.id)).all()
+        count = recompute(ctx.session, ids, ctx.today)
+    click.echo(f"evaluated {count} vendors as of {ctx.today.isoformat()}")
+    print_summary(ctx.session, click.echo)
+
+
+@main.command()
+@click.option("--database-url", default=None, help="Default: a new SQLite file in a temp dir.")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), default=None)
+def demo(database_url: str | None, as_of) -> None:
+    """Load the bundled sample network, evaluate it, print a summary and some gate decisions."""
+    from connector.demo.run import run_demo
+
+    day: date = as_of.date() if as_of else today()
+    sys.exit(run_demo(database_url, day, click.echo))

@@ -1,0 +1,88 @@
+"""Background work: on rq queues when `COI_REDIS_URL` is set, inline otherwise.
+
+Jobs are idempotent and re-read the current state when they run (a recompute job evaluates the
+vendors as they stand then, not as they stood when it was queued), so a retried or duplicated job
+is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import cache
+
+from redis import Redis
+from rq import Queue, Retry
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.clock import today
+from connector.config import Settings
+
+RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
+
+
+class Jobs:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]):
+        self.settings = settings
+        self.sessions = sessions
+
+    @property
+    def queued(self) -> bool:
+        return self.settings.redis_url is not None
+
+    def queue(self) -> Queue:
+        return _queue(self.settings.redis_url, self.settings.queue_name)
+
+    def recompute(self, session: Session, vendor_ids: Iterable[int]) -> None:
+        """Bring the stored results of these vendors up to date with this transaction's writes.
+
+        Inline: inside the caller's transaction, so the write and its results commit together.
+        Queued: enqueued once the caller's transaction has committed (never for a rollback).
+        """
+        ids = set(vendor_ids)
+        if not ids:
+            return
+        if not self.queued:
+            from connector.services.compliance import recompute
+
+            recompute(session, ids, today())
+            return
+        pending = session.info.get("coi_recompute")
+        if pending is None:
+            pending = session.info["coi_recompute"] = set()
+            event.listen(session, "after_commit", self._enqueue_pending, once=True)
+            event.listen(session, "after_rollback", _forget_pending, once=True)
+        pending.update(ids)
+
+    def _enqueue_pending(self, session: Session) -> None:
+        ids = sorted(session.info.pop("coi_recompute", ()))
+        for start in range(0, len(ids), 1000):
+            self.queue().enqueue(
+                recompute_job, ids[start : start + 1000], retry=RETRY, job_timeout=600
+            )
+
+
+def _forget_pending(session: Session) -> None:
+    session.info.pop("coi_recompute", None)
+
+
+@cache
+def _queue(redis_url: str, name: str) -> Queue:
+    return Queue(name, connection=Redis.from_url(redis_url))
+
+
+@cache
+def _worker_sessions() -> sessionmaker[Session]:
+    from connector.storage.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(Settings.from_env().database_url))
+
+
+def recompute_job(vendor_ids: list[int]) -> int:
+    """rq entry point: recompute these vendors' stored results in one transaction."""
+    from connector.services.compliance import recompute
+
+    session = _worker_sessions()()
+    with session, session.begin():
+        recompute(session, vendor_ids, today())
+    return len(vendor_ids)

@@ -1,0 +1,244 @@
+"""Stored compliance results: building the engine's inputs from storage, recomputing, reading.
+
+`recompute` is the only writer of `compliance_results` and of the vendor's denormalised status;
+it works in batches (one query per table per batch) so a full re-evaluation stays fast.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from connector.clock import utcnow
+from connector.compliance import (
+    STATUS_RANK,
+    current_versions,
+    evaluate,
+    sets_for_vendor,
+    worst,
+)
+from connector.compliance.model import Policy, RenewalRecord, RequirementSet, Result, Waiver
+from connector.compliance.renewals import PolicyReceipt, renewal_record
+from connector.services.requirements import load_sets
+from connector.storage import models as m
+
+BATCH = 500
+
+
+@dataclass
+class VendorInputs:
+    """Everything the engine needs about one vendor."""
+
+    policies: list[Policy] = field(default_factory=list)
+    waivers: list[Waiver] = field(default_factory=list)
+    renewals: RenewalRecord = field(default_factory=RenewalRecord)
+
+
+def load_inputs(session: Session, vendor_ids: Sequence[int]) -> dict[int, VendorInputs]:
+    inputs: dict[int, VendorInputs] = {vid: VendorInputs() for vid in vendor_ids}
+    ratings = dict(session.execute(select(m.Insurer.naic, m.Insurer.am_best)).all())
+    receipts: dict[int, list[PolicyReceipt]] = defaultdict(list)
+    rows = session.execute(
+        select(m.Policy, m.Certificate.holder_name, m.Certificate.received_at)
+        .join(m.Certificate, m.Certificate.id == m.Policy.certificate_id)
+        .where(m.Policy.vendor_id.in_(vendor_ids))
+    )
+    for p, holder, received_at in rows:
+        inputs[p.vendor_id].policies.append(
+            Policy(
+                line=p.line,
+                policy_number=p.policy_number,
+                effective_date=p.effective_date,
+                expiration_date=p.expiration_date,
+                limits=p.limits,
+                statutory=p.statutory,
+                additional_insured=p.additional_insured,
+                waiver_of_subrogation=p.waiver_of_subrogation,
+                primary_noncontributory=p.primary_noncontributory,
+                am_best=ratings.get(p.insurer_naic) or p.am_best,
+                insurer_naic=p.insurer_naic,
+                certificate_holder=holder,
+                cancelled_on=p.cancelled_on,
+            )
+        )
+        receipts[p.vendor_id].append(
+            PolicyReceipt(
+                p.line,
+                p.policy_number_norm,
+                p.effective_date,
+                p.expiration_date,
+                received_at.date(),
+            )
+        )
+    for vid, vendor_receipts in receipts.items():
+        inputs[vid].renewals = renewal_record(vendor_receipts)
+    waivers = session.scalars(
+        select(m.Waiver).where(m.Waiver.vendor_id.in_(vendor_ids), m.Waiver.revoked_at.is_(None))
+    )
+    for w in waivers:
+        inputs[w.vendor_id].waivers.append(Waiver(code=w.code, line=w.line, until=w.until, id=w.id))
+    return inputs
+
+
+def evaluate_vendor(
+    inputs: VendorInputs, requirement_set: RequirementSet, as_of: date, until: date | None = None
+) -> Result:
+    return evaluate(
+        inputs.policies,
+        requirement_set,
+        as_of,
+        until,
+        waivers=inputs.waivers,
+        renewals=inputs.renewals,
+    )
+
+
+def applicable_sets(
+    sets: Iterable[RequirementSet], vendor: m.Vendor, on: date
+) -> list[RequirementSet]:
+    return sets_for_vendor(
+        sets,
+        work_types=[w.work_type for w in vendor.work_types],
+        regions=[r.region for r in vendor.regions],
+        risk_tier=vendor.risk_tier,
+        on=on,
+    )
+
+
+def recompute(session: Session, vendor_ids: Iterable[int], today: date) -> int:
+    """Re-evaluate these vendors against their applicable sets as of `today` and store it.
+
+    Runs inside the caller's transaction. Returns how many vendors it evaluated.
+    """
+    sets = load_sets(session)
+    ids = sorted(set(vendor_ids))
+    done = 0
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        vendors = session.scalars(select(m.Vendor).where(m.Vendor.id.in_(chunk))).all()
+        inputs = load_inputs(session, chunk)
+        stored = {
+            (r.vendor_id, r.requirement_set): r
+            for r in session.scalars(
+                select(m.ComplianceResult).where(m.ComplianceResult.vendor_id.in_(chunk))
+            )
+        }
+        for vendor in vendors:
+            evaluated = [
+                (s.version, evaluate_vendor(inputs[vendor.id], s, today))
+                for s in applicable_sets(sets, vendor, today)
+            ]
+            _store(session, vendor, evaluated, stored)
+            done += 1
+    session.flush()
+    return done
+
+
+def _store(
+    session: Session,
+    vendor: m.Vendor,
+    evaluated: list[tuple[int, Result]],
+    stored: dict[tuple[int, str], m.ComplianceResult],
+) -> None:
+    now = utcnow()
+    keep = set()
+    for version, result in evaluated:
+        keep.add(result.requirement_set)
+        body = result.to_dict()
+        row = stored.get((vendor.id, result.requirement_set))
+        if row is None:
+            row = m.ComplianceResult(vendor_id=vendor.id, requirement_set=result.requirement_set)
+            session.add(row)
+        changed = (
+            row.status != result.status
+            or row.score != result.score
+            or (row.body or {}).get("deficiencies") != body["deficiencies"]
+        )
+        row.set_version = version
+        row.as_of, row.until = result.as_of, result.until
+        row.status, row.score = result.status, result.score
+        row.expires_on, row.stable_until = result.expires_on, result.stable_until
+        row.body, row.computed_at = body, now
+        if changed:
+            session.add(
+                m.ComplianceHistory(
+                    vendor_id=vendor.id,
+                    requirement_set=result.requirement_set,
+                    status=result.status,
+                    score=result.score,
+                    as_of=result.as_of,
+                    body=body,
+                    computed_at=now,
+                )
+            )
+    gone = [key for (vid, key) in stored if vid == vendor.id and key not in keep]
+    if gone:
+        session.execute(
+            delete(m.ComplianceResult).where(
+                m.ComplianceResult.vendor_id == vendor.id,
+                m.ComplianceResult.requirement_set.in_(gone),
+            )
+        )
+    overall = worst([r for _, r in evaluated]) if evaluated else None
+    vendor.status = overall.status if overall else None
+    vendor.score = overall.score if overall else None
+    vendor.expires_on = overall.expires_on if overall else None
+
+
+def stored_result_usable(
+    row: m.ComplianceResult | None, requirement_set: RequirementSet, start: date, end: date
+) -> bool:
+    """A stored result answers a window when it was made for the same set version, before the
+    window starts, and nothing changes before the window ends."""
+    return (
+        row is not None
+        and row.set_version == requirement_set.version
+        and row.as_of <= start
+        and (row.stable_until is None or end <= row.stable_until)
+    )
+
+
+def vendor_compliance(
+    session: Session,
+    vendor: m.Vendor,
+    requirement_set_key: str | None,
+    as_of: date,
+    until: date | None,
+) -> dict[str, Any]:
+    """Results for one vendor over a window: stored ones where they still hold, else evaluated."""
+    sets = load_sets(session)
+    chosen = applicable_sets(sets, vendor, as_of)
+    if requirement_set_key is not None:
+        chosen = [s for s in current_versions(sets, as_of) if s.key == requirement_set_key]
+    end = until or as_of
+    stored = {
+        r.requirement_set: r
+        for r in session.scalars(
+            select(m.ComplianceResult).where(m.ComplianceResult.vendor_id == vendor.id)
+        )
+    }
+    inputs = None
+    bodies = []
+    for s in chosen:
+        row = stored.get(s.key)
+        if stored_result_usable(row, s, as_of, end) and row.as_of == as_of and row.until == end:
+            bodies.append(row.body)
+            continue
+        if inputs is None:
+            inputs = load_inputs(session, [vendor.id])[vendor.id]
+        bodies.append(evaluate_vendor(inputs, s, as_of, end).to_dict())
+    overall = min(bodies, key=lambda b: (STATUS_RANK[b["status"]], b["score"]), default=None)
+    return {
+        "vendor_id": vendor.id,
+        "as_of": as_of.isoformat(),
+        "until": end.isoformat(),
+        "status": overall["status"] if overall else None,
+        "score": overall["score"] if overall else None,
+        "results": [{"vendor_id": vendor.id, **b} for b in bodies],
+    }

@@ -1,0 +1,307 @@
+"""SQLAlchemy 2 models: the connector's own records.
+
+Anything the gate or a list filters on is a column with an index; nested canonical data that is
+only read whole (limits, deficiency lists, request bodies) is JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Vendor(Base):
+    __tablename__ = "vendors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    email: Mapped[str | None] = mapped_column(String(254))
+    tax_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    risk_tier: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    # Worst stored result over the vendor's applicable requirement sets (denormalised for lists).
+    status: Mapped[str | None] = mapped_column(String(16), index=True)
+    score: Mapped[int | None] = mapped_column(Integer)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = _now()
+
+    work_types: Mapped[list[VendorWorkType]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+    regions: Mapped[list[VendorRegion]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin"
+    )
+    bindings: Mapped[list[Binding]] = relationship(back_populates="vendor", lazy="selectin")
+
+
+class VendorWorkType(Base):
+    __tablename__ = "vendor_work_types"
+
+    vendor_id: Mapped[int] = mapped_column(
+        ForeignKey("vendors.id", ondelete="CASCADE"), primary_key=True
+    )
+    work_type: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class VendorRegion(Base):
+    __tablename__ = "vendor_regions"
+
+    vendor_id: Mapped[int] = mapped_column(
+        ForeignKey("vendors.id", ondelete="CASCADE"), primary_key=True
+    )
+    region: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class Binding(Base):
+    """One remote record (connection/system, object, external id) bound to a local vendor."""
+
+    __tablename__ = "bindings"
+    __table_args__ = (UniqueConstraint("system", "object", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    system: Mapped[str] = mapped_column(String(64), nullable=False)
+    object: Mapped[str] = mapped_column(String(64), nullable=False, default="vendor")
+    external_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    vendor_id: Mapped[int] = mapped_column(
+        ForeignKey("vendors.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pushed_hash: Mapped[str | None] = mapped_column(String(64))
+
+    vendor: Mapped[Vendor] = relationship(back_populates="bindings")
+
+
+class Certificate(Base):
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vendor_id: Mapped[int] = mapped_column(
+        ForeignKey("vendors.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    producer: Mapped[dict | None] = mapped_column(JSON)
+    insured_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    holder_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    holder_address: Mapped[str | None] = mapped_column(Text)
+    description_of_operations: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)
+    created_at: Mapped[datetime] = _now()
+
+    policies: Mapped[list[Policy]] = relationship(
+        back_populates="certificate", cascade="all, delete-orphan"
+    )
+
+
+class Policy(Base):
+    __tablename__ = "policies"
+    __table_args__ = (Index("ix_policies_match", "policy_number_norm", "insurer_name_norm"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(
+        ForeignKey("certificates.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    vendor_id: Mapped[int] = mapped_column(
+        ForeignKey("vendors.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    line: Mapped[str] = mapped_column(String(32), nullable=False)
+    policy_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    policy_number_norm: Mapped[str] = mapped_column(String(64), nullable=False)
+    insurer_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    insurer_name_norm: Mapped[str] = mapped_column(String(200), nullable=False)
+    insurer_naic: Mapped[str | None] = mapped_column(String(5))
+    am_best: Mapped[str | None] = mapped_column(String(3))
+    effective_date: Mapped[date] = mapped_column(Date, nullable=False)
+    expiration_date: Mapped[date] = mapped_column(Date, nullable=False)
+    limits: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    statutory: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    additional_insured: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    waiver_of_subrogation: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    primary_noncontributory: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    claims_made: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    cancelled_on: Mapped[date | None] = mapped_column(Date)
+
+    certificate: Mapped[Certificate] = relationship(back_populates="policies")
+
+
+class Insurer(Base):
+    """A.M. Best ratings by NAIC code, loaded by an admin (`coi insurers import`)."""
+
+    __tablename__ = "insurers"
+
+    naic: Mapped[str] = mapped_column(String(5), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    am_best: Mapped[str] = mapped_column(String(3), nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+
+class RequirementSetVersion(Base):
+    """Each PUT of a requirement set is a new version; `spec` is the validated body."""
+
+    __tablename__ = "requirement_sets"
+    __table_args__ = (UniqueConstraint("key", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    priority: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    effective_from: Mapped[date] = mapped_column(Date, nullable=False)
+    spec: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = _now()
+
+
+class Waiver(Base):
+    __tablename__ = "waivers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vendor_id: Mapped[int] = mapped_column(
+        ForeignKey("vendors.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    code: Mapped[str] = mapped_column(String(40), nullable=False)
+    line: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    granted_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    until: Mapped[date] = mapped_column(Date, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ComplianceResult(Base):
+    """Latest result per (vendor, requirement set); the gate and the alternatives read this."""
+
+    __tablename__ = "compliance_results"
+    __table_args__ = (Index("ix_results_rank", "requirement_set", "status", "score"),)
+
+    vendor_id: Mapped[int] = mapped_column(
+        ForeignKey("vendors.id", ondelete="CASCADE"), primary_key=True
+    )
+    requirement_set: Mapped[str] = mapped_column(String(64), primary_key=True)
+    set_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    as_of: Mapped[date] = mapped_column(Date, nullable=False)
+    until: Mapped[date] = mapped_column(Date, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    score: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    stable_until: Mapped[date | None] = mapped_column(Date)
+    body: Mapped[dict] = mapped_column(JSON, nullable=False)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ComplianceHistory(Base):
+    """Every change of a stored result (status, score or deficiencies), oldest first."""
+
+    __tablename__ = "compliance_history"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    vendor_id: Mapped[int] = mapped_column(
+        ForeignKey("vendors.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    requirement_set: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    score: Mapped[int] = mapped_column(Integer, nullable=False)
+    as_of: Mapped[date] = mapped_column(Date, nullable=False)
+    body: Mapped[dict] = mapped_column(JSON, nullable=False)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class WorkOrder(Base):
+    __tablename__ = "work_orders"
+    __table_args__ = (UniqueConstraint("system", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    system: Mapped[str] = mapped_column(String(64), nullable=False)
+    external_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    vendor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("vendors.id", ondelete="SET NULL"), index=True
+    )
+    work_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    region: Mapped[str] = mapped_column(String(64), nullable=False)
+    scheduled_start: Mapped[date] = mapped_column(Date, nullable=False)
+    scheduled_end: Mapped[date] = mapped_column(Date, nullable=False)
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = _now()
+
+
+class GateDecision(Base):
+    __tablename__ = "gate_decisions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    work_order_id: Mapped[int] = mapped_column(
+        ForeignKey("work_orders.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    vendor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("vendors.id", ondelete="SET NULL"), index=True
+    )
+    decision: Mapped[str] = mapped_column(String(8), nullable=False)
+    status: Mapped[str | None] = mapped_column(String(16))
+    score: Mapped[int | None] = mapped_column(Integer)
+    requirement_set: Mapped[str | None] = mapped_column(String(64))
+    reasons: Mapped[list] = mapped_column(JSON, nullable=False)
+    alternatives: Mapped[list] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = _now()
+
+
+class CancellationNotice(Base):
+    __tablename__ = "cancellation_notices"
+    __table_args__ = (Index("ix_notices_match", "policy_number_norm", "insurer_name_norm"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    policy_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    policy_number_norm: Mapped[str] = mapped_column(String(64), nullable=False)
+    insurer_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    insurer_name_norm: Mapped[str] = mapped_column(String(200), nullable=False)
+    effective_date: Mapped[date] = mapped_column(Date, nullable=False)
+    received_via: Mapped[str] = mapped_column(String(32), nullable=False)
+    notes: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    policy_id: Mapped[int | None] = mapped_column(ForeignKey("policies.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = _now()
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = _now()
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
+    action: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    entity_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    entity_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+
+
+class ApiToken(Base):
+    """Bearer tokens: only the SHA-256 of the token is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = _now()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
