@@ -10,18 +10,16 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from connector.clock import utcnow
 from connector.compliance import (
-    STATUS_RANK,
     current_versions,
     evaluate,
     sets_for_vendor,
-    worst,
 )
 from connector.compliance.model import Policy, RenewalRecord, RequirementSet, Result, Waiver
 from connector.compliance.renewals import PolicyReceipt, renewal_record
@@ -29,6 +27,7 @@ from connector.services.requirements import load_sets
 from connector.storage import models as m
 
 BATCH = 500
+T = TypeVar("T")
 
 
 @dataclass
@@ -131,7 +130,7 @@ def recompute(session: Session, vendor_ids: Iterable[int], today: date) -> int:
         }
         for vendor in vendors:
             evaluated = [
-                (s.version, evaluate_vendor(inputs[vendor.id], s, today))
+                (s, evaluate_vendor(inputs[vendor.id], s, today))
                 for s in applicable_sets(sets, vendor, today)
             ]
             _store(session, vendor, evaluated, stored)
@@ -143,12 +142,12 @@ def recompute(session: Session, vendor_ids: Iterable[int], today: date) -> int:
 def _store(
     session: Session,
     vendor: m.Vendor,
-    evaluated: list[tuple[int, Result]],
+    evaluated: list[tuple[RequirementSet, Result]],
     stored: dict[tuple[int, str], m.ComplianceResult],
 ) -> None:
     now = utcnow()
     keep = set()
-    for version, result in evaluated:
+    for requirement_set, result in evaluated:
         keep.add(result.requirement_set)
         body = result.to_dict()
         row = stored.get((vendor.id, result.requirement_set))
@@ -160,7 +159,7 @@ def _store(
             or row.score != result.score
             or (row.body or {}).get("deficiencies") != body["deficiencies"]
         )
-        row.set_version = version
+        row.set_version = requirement_set.version
         row.as_of, row.until = result.as_of, result.until
         row.status, row.score = result.status, result.score
         row.expires_on, row.stable_until = result.expires_on, result.stable_until
@@ -185,10 +184,21 @@ def _store(
                 m.ComplianceResult.requirement_set.in_(gone),
             )
         )
-    overall = worst([r for _, r in evaluated]) if evaluated else None
+    overall = headline(evaluated)
     vendor.status = overall.status if overall else None
     vendor.score = overall.score if overall else None
     vendor.expires_on = overall.expires_on if overall else None
+
+
+def headline(evaluated: list[tuple[RequirementSet, T]]) -> T | None:
+    """The vendor's headline result: that of the highest-priority applicable set that does not
+    depend on a work order's amount (sets with `min_amount` only judge large jobs at the gate).
+
+    `evaluated` is in `sets_for_vendor` order (priority first)."""
+    for requirement_set, result in evaluated:
+        if requirement_set.applies_to.min_amount is None:
+            return result
+    return evaluated[0][1] if evaluated else None
 
 
 def stored_result_usable(
@@ -224,21 +234,21 @@ def vendor_compliance(
         )
     }
     inputs = None
-    bodies = []
+    bodies: list[tuple[RequirementSet, dict[str, Any]]] = []
     for s in chosen:
         row = stored.get(s.key)
         if stored_result_usable(row, s, as_of, end) and row.as_of == as_of and row.until == end:
-            bodies.append(row.body)
+            bodies.append((s, row.body))
             continue
         if inputs is None:
             inputs = load_inputs(session, [vendor.id])[vendor.id]
-        bodies.append(evaluate_vendor(inputs, s, as_of, end).to_dict())
-    overall = min(bodies, key=lambda b: (STATUS_RANK[b["status"]], b["score"]), default=None)
+        bodies.append((s, evaluate_vendor(inputs, s, as_of, end).to_dict()))
+    overall = headline(bodies)
     return {
         "vendor_id": vendor.id,
         "as_of": as_of.isoformat(),
         "until": end.isoformat(),
         "status": overall["status"] if overall else None,
         "score": overall["score"] if overall else None,
-        "results": [{"vendor_id": vendor.id, **b} for b in bodies],
+        "results": [{"vendor_id": vendor.id, **b} for _, b in bodies],
     }

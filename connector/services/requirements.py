@@ -13,17 +13,11 @@ from connector.services import audit
 from connector.services.context import Context
 from connector.storage.models import RequirementSetVersion, Vendor
 
-# Stored versions never change, so their engine form is cached by row id for the process.
-_converted: dict[int, RequirementSet] = {}
-
 
 def to_engine(row: RequirementSetVersion) -> RequirementSet:
-    cached = _converted.get(row.id)
-    if cached is not None:
-        return cached
     spec = row.spec
     applies = spec.get("applies_to") or {}
-    converted = RequirementSet(
+    return RequirementSet(
         key=row.key,
         name=row.name,
         version=row.version,
@@ -52,8 +46,6 @@ def to_engine(row: RequirementSetVersion) -> RequirementSet:
         umbrella_counts_toward=frozenset(spec.get("umbrella_counts_toward") or ()),
         severity=dict(spec.get("severity") or {}),
     )
-    _converted[row.id] = converted
-    return converted
 
 
 def load_sets(session: Session) -> list[RequirementSet]:
