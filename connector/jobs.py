@@ -72,17 +72,17 @@ def _queue(redis_url: str, name: str) -> Queue:
 
 
 @cache
-def _worker_sessions() -> sessionmaker[Session]:
+def _worker_sessions(database_url: str) -> sessionmaker[Session]:
     from connector.storage.db import make_engine, make_sessionmaker
 
-    return make_sessionmaker(make_engine(Settings.from_env().database_url))
+    return make_sessionmaker(make_engine(database_url))
 
 
 def recompute_job(vendor_ids: list[int]) -> int:
     """rq entry point: recompute these vendors' stored results in one transaction."""
     from connector.services.compliance import recompute
 
-    session = _worker_sessions()()
+    session = _worker_sessions(Settings.from_env().database_url)()
     with session, session.begin():
         recompute(session, vendor_ids, today())
     return len(vendor_ids)

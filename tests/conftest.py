@@ -60,10 +60,10 @@ def app(engine, database_url):
     app = create_app(Settings(database_url=database_url, max_body_bytes=1024 * 1024), engine=engine)
     app.config["TESTING"] = True
     yield app
-    _empty(engine)
+    empty_tables(engine)
 
 
-def _empty(engine) -> None:
+def empty_tables(engine) -> None:
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(text(f"DELETE FROM {table.name}"))

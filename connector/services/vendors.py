@@ -68,10 +68,10 @@ def _apply(vendor: m.Vendor, data: dict[str, Any]) -> None:
     vendor.tax_id = data.get("tax_id")
     vendor.risk_tier = data.get("risk_tier")
     vendor.active = True
-    wanted_types = list(dict.fromkeys(data.get("work_types") or []))
+    wanted_types = sorted(set(data.get("work_types") or []))
     if [w.work_type for w in vendor.work_types] != wanted_types:
         vendor.work_types = [m.VendorWorkType(work_type=w) for w in wanted_types]
-    wanted_regions = list(dict.fromkeys(data.get("regions") or []))
+    wanted_regions = sorted(set(data.get("regions") or []))
     if [r.region for r in vendor.regions] != wanted_regions:
         vendor.regions = [m.VendorRegion(region=r) for r in wanted_regions]
 

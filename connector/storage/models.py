@@ -49,10 +49,10 @@ class Vendor(Base):
     created_at: Mapped[datetime] = _now()
 
     work_types: Mapped[list[VendorWorkType]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin"
+        cascade="all, delete-orphan", lazy="selectin", order_by="VendorWorkType.work_type"
     )
     regions: Mapped[list[VendorRegion]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin"
+        cascade="all, delete-orphan", lazy="selectin", order_by="VendorRegion.region"
     )
     bindings: Mapped[list[Binding]] = relationship(back_populates="vendor", lazy="selectin")
 

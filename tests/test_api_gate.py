@@ -1,0 +1,165 @@
+"""The work-order gate: decisions, reasons, alternatives, storage."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from connector.storage import models as m
+from tests.conftest import STANDARD_SET, certificate, day, good_certificate, policy
+
+
+def gate(api, vendor_ref: str, start: int = 1, end: int = 2, **extra) -> dict:
+    body = {
+        "work_order": {"system": "dispatch", "external_id": extra.pop("wo", "WO-1")},
+        "vendor": {"system": "dispatch", "external_id": vendor_ref},
+        "work_type": "plumbing",
+        "region": "us-east",
+        "scheduled_start": day(start),
+        "scheduled_end": day(end),
+        **extra,
+    }
+    response = api.post("/api/v1/gate", body)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def test_compliant_vendor_is_allowed(api, standard_set, make_vendor):
+    make_vendor(cert=good_certificate())
+
+    decision = gate(api, "P-1")
+
+    assert (decision["decision"], decision["status"], decision["reasons"]) == (
+        "allow",
+        "compliant",
+        [],
+    )
+
+
+def test_non_compliant_vendor_is_blocked_with_reasons(api, standard_set, make_vendor):
+    cert = certificate(
+        policy(
+            "general_liability",
+            "GL-1",
+            -10,
+            300,
+            limits={"each_occurrence": 500_000, "general_aggregate": 2_000_000},
+        ),
+        policy("automobile_liability", "AU-1", -10, 300),
+    )
+    make_vendor(cert=cert)
+
+    decision = gate(api, "P-1")
+
+    assert decision["decision"] == "block"
+    assert [r["code"] for r in decision["reasons"]] == ["limit_below_minimum"]
+
+
+def test_expiring_vendor_gets_a_warning(api, standard_set, make_vendor):
+    make_vendor(cert=good_certificate(end=20))
+
+    decision = gate(api, "P-1")
+
+    assert (decision["decision"], [r["code"] for r in decision["reasons"]]) == (
+        "warn",
+        ["expiring"],
+    )
+
+
+def test_window_reaching_past_expiry_is_evaluated_and_blocked(api, standard_set, make_vendor):
+    make_vendor(cert=good_certificate(end=20))
+
+    decision = gate(api, "P-1", start=15, end=25)
+
+    assert (decision["decision"], {r["code"] for r in decision["reasons"]}) == (
+        "block",
+        {"expired"},
+    )
+
+
+def test_warn_severity_deficiency_warns_instead_of_blocking(api, make_vendor):
+    lenient = {**STANDARD_SET, "severity": {"additional_insured_missing": "warn"}}
+    api.put("/api/v1/requirement-sets/standard", lenient)
+    cert = certificate(
+        policy("general_liability", "GL-1", -10, 300, additional_insured=False),
+        policy("automobile_liability", "AU-1", -10, 300),
+    )
+    make_vendor(cert=cert)
+
+    decision = gate(api, "P-1")
+
+    assert (decision["decision"], [r["code"] for r in decision["reasons"]]) == (
+        "warn",
+        ["additional_insured_missing"],
+    )
+
+
+def test_unknown_vendor_is_blocked(api, standard_set):
+    decision = gate(api, "NOBODY")
+
+    assert (decision["decision"], decision["vendor_id"], decision["reasons"][0]["code"]) == (
+        "block",
+        None,
+        "unknown_vendor",
+    )
+
+
+def test_alternatives_are_compliant_same_trade_and_region_best_first(
+    api, standard_set, make_vendor
+):
+    blocked = make_vendor("Blocked")
+    modest = make_vendor("Modest", cert=good_certificate(end=100))
+    strong = make_vendor("Strong", cert=good_certificate(end=360))
+    make_vendor("Other trade", work_types=["roofing"], cert=good_certificate())
+    make_vendor("Other region", regions=["us-west"], cert=good_certificate())
+    make_vendor("Also blocked")
+
+    decision = gate(api, "P-1")
+
+    assert decision["vendor_id"] == blocked
+    assert [a["vendor_id"] for a in decision["alternatives"]] == [strong, modest]
+
+
+def test_decision_and_work_order_are_stored_and_audited(api, standard_set, make_vendor, sessions):
+    make_vendor(cert=good_certificate())
+
+    gate(api, "P-1", wo="WO-7")
+    gate(api, "P-1", wo="WO-7", start=3, end=4)
+
+    with sessions() as session:
+        work_orders = session.scalars(select(m.WorkOrder)).all()
+        decisions = session.scalar(select(func.count()).select_from(m.GateDecision))
+        audited = session.scalar(select(func.count()).where(m.AuditEvent.action == "gate.decision"))
+    assert [(w.external_id, w.scheduled_start.isoformat()) for w in work_orders] == [
+        ("WO-7", day(3))
+    ]
+    assert (decisions, audited) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("amount", "expected_set"), [(100_00, "standard"), (10_000_000_00, "large_jobs")]
+)
+def test_large_jobs_use_the_set_that_applies_to_their_amount(
+    api, standard_set, make_vendor, amount, expected_set
+):
+    large = {**STANDARD_SET, "priority": 20, "applies_to": {"min_amount": 5_000_000_00}}
+    api.put("/api/v1/requirement-sets/large_jobs", large)
+    make_vendor(cert=good_certificate())
+
+    decision = gate(api, "P-1", amount=amount)
+
+    assert decision["requirement_set"] == expected_set
+
+
+def test_gate_by_vendor_id(api, standard_set, make_vendor):
+    vendor_id = make_vendor(cert=good_certificate())
+    body = {
+        "work_order": {"system": "dispatch", "external_id": "WO-9"},
+        "vendor_id": vendor_id,
+        "work_type": "plumbing",
+        "region": "us-east",
+        "scheduled_start": day(1),
+        "scheduled_end": day(1),
+    }
+
+    assert api.post("/api/v1/gate", body).get_json()["decision"] == "allow"

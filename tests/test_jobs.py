@@ -1,0 +1,59 @@
+"""With Redis configured, recomputes run as rq jobs after the write commits (real Redis, a real
+rq worker in burst mode)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from redis import Redis
+from rq import Queue, SimpleWorker
+
+from connector.api.auth import create_token
+from connector.app import create_app, runtime
+from connector.config import Settings
+from tests.conftest import STANDARD_SET, JSONClient, empty_tables, good_certificate
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def queued(engine, database_url, monkeypatch):
+    """An app whose jobs go to a queue of this test's own, and that queue."""
+    name = f"coi-test-{uuid.uuid4().hex[:8]}"
+    settings = Settings(database_url=database_url, redis_url=REDIS_URL, queue_name=name)
+    app = create_app(settings, engine=engine)
+    session = runtime(app).sessions()
+    with session, session.begin():
+        token = create_token(session, "jobs-test", "admin")
+    monkeypatch.setenv("COI_DATABASE_URL", database_url)
+    queue = Queue(name, connection=Redis.from_url(REDIS_URL))
+    yield JSONClient(app.test_client(), token), queue
+    queue.empty()
+    queue.delete(delete_jobs=True)
+    empty_tables(engine)
+
+
+def work(queue: Queue) -> None:
+    SimpleWorker([queue], connection=queue.connection).work(burst=True)
+
+
+def test_certificate_is_evaluated_by_the_worker_after_commit(queued):
+    api, queue = queued
+    api.put("/api/v1/requirement-sets/standard", STANDARD_SET)
+    vendor = api.post("/api/v1/vendors", {"name": "Queued Plumbing"}).get_json()
+    api.post(f"/api/v1/vendors/{vendor['id']}/certificates", good_certificate())
+    pending = api.get(f"/api/v1/vendors/{vendor['id']}").get_json()["status"]
+
+    work(queue)
+
+    done = api.get(f"/api/v1/vendors/{vendor['id']}").get_json()["status"]
+    assert (pending, done) == (None, "compliant")
+
+
+def test_a_rejected_write_enqueues_nothing(queued):
+    api, queue = queued
+
+    response = api.post("/api/v1/vendors/424242/certificates", good_certificate())
+
+    assert (response.status_code, queue.count) == (404, 0)
