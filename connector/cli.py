@@ -54,6 +54,20 @@ def serve(host: str, port: int, workers: int) -> None:
     _Server().run()
 
 
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker(burst: bool) -> None:
+    """Run an rq worker (with its scheduler) on the connector's queue; needs COI_REDIS_URL."""
+    from rq import Worker
+
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise click.UsageError("COI_REDIS_URL is not set: without Redis, jobs run inline")
+    jobs = Jobs(settings, make_sessionmaker(make_engine(settings.database_url)))
+    queue = jobs.queue()
+    Worker([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
+
+
 @main.group()
 def db() -> None:
     """Database schema."""

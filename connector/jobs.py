@@ -86,3 +86,16 @@ def recompute_job(vendor_ids: list[int]) -> int:
     with session, session.begin():
         recompute(session, vendor_ids, today())
     return len(vendor_ids)
+
+
+def recompute_all_job() -> int:
+    """Daily job: re-evaluate every vendor as of today, so results move from compliant to
+    expiring to expired as the calendar does. Registered for `rq cron` in `connector.cron`."""
+    from sqlalchemy import select
+
+    from connector.services.compliance import recompute
+    from connector.storage.models import Vendor
+
+    session = _worker_sessions(Settings.from_env().database_url)()
+    with session, session.begin():
+        return recompute(session, session.scalars(select(Vendor.id)).all(), today())

@@ -12,6 +12,8 @@ from rq import Queue, SimpleWorker
 from connector.api.auth import create_token
 from connector.app import create_app, runtime
 from connector.config import Settings
+from connector.jobs import recompute_all_job
+from connector.storage import models as m
 from tests.conftest import STANDARD_SET, JSONClient, empty_tables, good_certificate
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -57,3 +59,16 @@ def test_a_rejected_write_enqueues_nothing(queued):
     response = api.post("/api/v1/vendors/424242/certificates", good_certificate())
 
     assert (response.status_code, queue.count) == (404, 0)
+
+
+def test_nightly_job_re_evaluates_every_vendor_as_of_today(queued, sessions):
+    api, _queue = queued
+    api.put("/api/v1/requirement-sets/standard", STANDARD_SET)
+    vendor = api.post("/api/v1/vendors", {"name": "Stale Plumbing"}).get_json()
+    with sessions() as session, session.begin():
+        session.get(m.Vendor, vendor["id"]).status = "compliant"
+
+    evaluated = recompute_all_job()
+
+    assert evaluated == 1
+    assert api.get(f"/api/v1/vendors/{vendor['id']}").get_json()["status"] == "non_compliant"
