@@ -33,25 +33,10 @@ from marshmallow import (
 )
 
 from connector.compliance.model import DEFICIENCY_CODES, LIMIT_KEYS, LINES, SEVERITIES, STATUSES
+from connector.compliance.ratings import AM_BEST_ORDER
 
 #: A.M. Best financial strength ratings, best first.
-AM_BEST_RATINGS = (
-    "A++",
-    "A+",
-    "A",
-    "A-",
-    "B++",
-    "B+",
-    "B",
-    "B-",
-    "C++",
-    "C+",
-    "C",
-    "C-",
-    "D",
-    "E",
-    "F",
-)
+AM_BEST_RATINGS = tuple(reversed(AM_BEST_ORDER))
 RISK_TIERS = ("low", "medium", "high")
 CERTIFICATE_SOURCES = ("api", "pdf", "email", "agent", "sync")
 NOTICE_CHANNELS = ("mail", "email", "fax", "carrier_portal", "agent", "api", "webhook")
@@ -70,6 +55,8 @@ MAX_INT32 = 2**31 - 1
 MAX_INT64 = 2**63 - 1
 MAX_PAGE = 1_000_000
 MAX_PER_PAGE = 200
+#: A vendor is known in a handful of systems; the cap keeps the binding lookup one small query.
+MAX_EXTERNAL_REFS = 50
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,6 +249,7 @@ class VendorCreateSchema(_Base):
     external_refs = fields.List(
         fields.Nested(ExternalRefSchema),
         load_default=list,
+        validate=validate.Length(max=MAX_EXTERNAL_REFS),
         metadata={"description": "The vendor's identities in connected systems."},
     )
 
@@ -385,7 +373,12 @@ class CertificateSchema(_Base):
     @post_load
     def _utc(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         if data.get("received_at") is not None:
-            data["received_at"] = data["received_at"].astimezone(dt.UTC)
+            try:
+                data["received_at"] = data["received_at"].astimezone(dt.UTC)
+            except OverflowError:
+                raise ValidationError(
+                    "Must be a time that exists in UTC.", field_name="received_at"
+                ) from None
         return data
 
 

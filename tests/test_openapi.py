@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from connector.api.openapi import openapi_path
 from connector.schemas import AM_BEST_RATINGS
 
 
@@ -16,7 +17,7 @@ def document(api):
 
 def test_every_api_route_is_documented(app, document):
     routes = {
-        rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
+        openapi_path(rule.rule)
         for rule in app.url_map.iter_rules()
         if rule.rule.startswith("/api/v1/") and rule.rule != "/api/v1/openapi.json"
     }

@@ -4,6 +4,7 @@ loading, and the `documented` decorator that feeds the generated OpenAPI documen
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -40,19 +41,29 @@ def json_body() -> Any:
     except (ValueError, RecursionError) as err:
         message = str(err) if isinstance(err, json.JSONDecodeError) else "body is not valid JSON"
         raise APIError(400, "malformed", f"malformed JSON: {message}") from None
-    if _has_nul(data):
-        raise APIError(400, "malformed", "strings may not contain NUL characters")
+    _refuse_unstorable(data)
     return data
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+# NUL cannot be stored in PostgreSQL text; a lone surrogate cannot be encoded as UTF-8.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _refuse_unstorable(value: Any) -> None:
+    """400 for strings no database can store; walks without recursion (depth is the client's)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                raise APIError(
+                    400, "malformed", "strings may not contain NUL characters or lone surrogates"
+                )
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def load_body(schema: Schema) -> dict[str, Any]:
@@ -61,8 +72,7 @@ def load_body(schema: Schema) -> dict[str, Any]:
 
 def load_query(schema: Schema) -> dict[str, Any]:
     args = request.args.to_dict()
-    if _has_nul(args):
-        raise APIError(400, "malformed", "query strings may not contain NUL characters")
+    _refuse_unstorable(args)
     return schema.load(args)
 
 

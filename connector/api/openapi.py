@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask import Blueprint, Flask, current_app
+from flask import Flask, current_app
 
 from connector import schemas as s
-
-bp = Blueprint("openapi", __name__)
 
 _ROLE_NOTE = "Needs a bearer token whose role grants `{}`."
 
 
-@bp.get("/api/v1/openapi.json")
-def openapi_document():
+def cached_spec() -> dict:
     app = current_app._get_current_object()
     if "coi_openapi" not in app.extensions:
         app.extensions["coi_openapi"] = build_spec(app)
@@ -36,7 +35,7 @@ def build_spec(app: Flask) -> dict:
         doc = getattr(view, "openapi", None)
         if doc is None:
             continue
-        path = rule.rule.replace("<int:", "{").replace("<", "{").replace(">", "}")
+        path = openapi_path(rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             spec.path(path=path, operations={method.lower(): _operation(view, doc, rule)})
     return spec.to_dict()
@@ -73,5 +72,10 @@ def _operation(view, doc: dict, rule) -> dict:
     return operation
 
 
+def openapi_path(rule: str) -> str:
+    """`/vendors/<id:vendor_id>` -> `/vendors/{vendor_id}`."""
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
+
+
 def _type(rule, arg: str) -> str:
-    return "integer" if f"<int:{arg}>" in rule.rule else "string"
+    return "integer" if f"<id:{arg}>" in rule.rule else "string"

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, g
 from connector import schemas as s
 from connector.api.auth import authenticate, requires
 from connector.api.common import context, db, documented, load_body, load_query
+from connector.api.openapi import cached_spec
 from connector.clock import today
 from connector.services import audit, cancellations, certificates, gate, requirements, vendors
 from connector.services import waivers as waiver_service
@@ -22,6 +23,12 @@ def _authenticate():
     session = current_app.extensions["coi"].sessions()
     with session:
         g.token = authenticate(session)
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """The OpenAPI document (any valid token)."""
+    return cached_spec()
 
 
 @bp.post("/vendors")
@@ -44,14 +51,14 @@ def list_vendors():
     return vendors.list_vendors(db(), load_query(s.vendor_query_schema))
 
 
-@bp.get("/vendors/<int:vendor_id>")
+@bp.get("/vendors/<id:vendor_id>")
 @requires("read")
 @documented("One vendor", response=s.vendor_schema)
 def get_vendor(vendor_id: int):
     return vendors.render(vendors.get_vendor(db(), vendor_id))
 
 
-@bp.post("/vendors/<int:vendor_id>/certificates")
+@bp.post("/vendors/<id:vendor_id>/certificates")
 @requires("certificates:write")
 @documented("Record a certificate of insurance", body=s.certificate_schema, status=201)
 def add_certificate(vendor_id: int):
@@ -59,7 +66,7 @@ def add_certificate(vendor_id: int):
     return certificates.render(certificates.add_certificate(context(), vendor_id, data)), 201
 
 
-@bp.get("/vendors/<int:vendor_id>/compliance")
+@bp.get("/vendors/<id:vendor_id>/compliance")
 @requires("read")
 @documented(
     "The vendor's compliance over a window of days",
@@ -76,7 +83,7 @@ def get_compliance(vendor_id: int):
     )
 
 
-@bp.post("/vendors/<int:vendor_id>/waivers")
+@bp.post("/vendors/<id:vendor_id>/waivers")
 @requires("waivers:write")
 @documented("Waive one deficiency of one vendor until a date", body=s.waiver_schema, status=201)
 def grant_waiver(vendor_id: int):
@@ -84,7 +91,7 @@ def grant_waiver(vendor_id: int):
     return waiver_service.render(waiver_service.grant(context(), vendor_id, data)), 201
 
 
-@bp.delete("/vendors/<int:vendor_id>/waivers/<int:waiver_id>")
+@bp.delete("/vendors/<id:vendor_id>/waivers/<id:waiver_id>")
 @requires("waivers:write")
 @documented("Revoke a waiver", status=204)
 def revoke_waiver(vendor_id: int, waiver_id: int):

@@ -138,7 +138,7 @@ def evaluate(
         deficiencies = tuple(deficiencies)
         waived = tuple(waived)
     else:
-        days = []
+        days = [b - 1 for b in sorted(inner)]
         days.append(last)
         status = _COMPLIANT + 1
         score = 101
