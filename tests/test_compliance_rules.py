@@ -639,3 +639,73 @@ def test_sets_for_vendor_matches_any_work_type_and_ignores_amount():
         sets, work_types=["plumbing", "roofing"], regions=["north"], risk_tier=None, on=MID
     )
     assert [s.key for s in found] == ["all", "big", "roofing"]
+
+
+# --- the worked example of docs/compliance-rules.md ----------------------------------------
+
+DOCS_SET = requirement(
+    needs(limits={"each_occurrence": M, "general_aggregate": 2 * M}, additional_insured=True),
+    needs("automobile_liability", {"combined_single_limit": M}),
+    key="facilities-standard",
+    min_am_best="A-",
+    certificate_holder="Acme Facilities, Inc.",
+    umbrella_counts_toward=frozenset({"general_liability", "automobile_liability"}),
+    severity={"certificate_holder_mismatch": "warn"},
+)
+DOCS_VENDOR = [
+    gl(
+        date(2025, 3, 1),
+        date(2026, 3, 1),
+        additional_insured=True,
+        am_best="A+",
+        certificate_holder="ACME Facilities Inc",
+    ),
+    policy(
+        "automobile_liability",
+        date(2025, 1, 15),
+        date(2026, 1, 15),
+        {"combined_single_limit": 500_000},
+        am_best="A",
+        certificate_holder="Acme Facilities Incorporated",
+    ),
+    umbrella(date(2025, 2, 1), date(2026, 2, 1), amount=M, am_best="A-"),
+]
+DOCS_RENEWALS = RenewalRecord(timely=3, late=1)
+
+
+def test_worked_example_one_day():
+    result = evaluate(DOCS_VENDOR, DOCS_SET, date(2025, 11, 1), renewals=DOCS_RENEWALS)
+    assert (result.status, result.score, result.expires_on, result.stable_until) == (
+        "compliant",
+        74,
+        date(2026, 1, 15),
+        date(2025, 12, 15),
+    )
+    assert result.score_parts["margin"] == pytest.approx(20 * 2 / 3)
+
+
+def test_worked_example_window_over_the_auto_expiration():
+    result = evaluate(
+        DOCS_VENDOR, DOCS_SET, date(2025, 11, 1), date(2026, 1, 20), renewals=DOCS_RENEWALS
+    )
+    assert (result.status, result.score) == ("non_compliant", 24)
+    assert codes(result) == [("expired", "automobile_liability", None)]
+
+
+def test_worked_example_with_the_auto_renewal_on_file():
+    renewal = policy(
+        "automobile_liability",
+        date(2026, 1, 15),
+        date(2027, 1, 15),
+        {"combined_single_limit": 500_000},
+        am_best="A",
+        certificate_holder="Acme Facilities Incorporated",
+    )
+    result = evaluate(
+        [*DOCS_VENDOR, renewal],
+        DOCS_SET,
+        date(2025, 11, 1),
+        date(2026, 1, 20),
+        renewals=DOCS_RENEWALS,
+    )
+    assert (result.status, result.score, result.expires_on) == ("expiring", 71, date(2026, 2, 1))
