@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import date
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from connector.clock import today
 from connector.config import Settings
+from connector.errors import APIError
 from connector.jobs import Jobs
 from connector.services.context import Context
 from connector.storage.db import make_engine, make_sessionmaker, upgrade, upgrade_if_empty
@@ -97,6 +99,98 @@ def token_create(role: str, name: str) -> None:
         value = create_token(ctx.session, name, role)
     click.echo(f"created {role} token {name!r}; it is shown only once:")
     click.echo(value)
+
+
+@main.group()
+def connection() -> None:
+    """Connections to remote systems."""
+
+
+@connection.command("add")
+@click.argument("path", type=click.File("r", encoding="utf-8"))
+def connection_add(path) -> None:
+    """Add a connection described in a YAML or JSON file (name, kind, settings, objects,
+    schedule_minutes, fail_open). Secrets are referenced as <name>_env / <name>_file."""
+    import yaml
+
+    from connector.schemas import connection_schema
+    from connector.services import connections
+
+    try:
+        data = connection_schema.load(yaml.safe_load(path))
+        created = connections.add(_context(Settings.from_env(), "cli"), data)
+    except ValidationError as err:
+        raise click.ClickException(f"invalid connection: {err.messages}") from None
+    except APIError as err:
+        raise click.ClickException(f"{err.message} {err.fields or ''}".strip()) from None
+    click.echo(f"added connection {created.name} ({created.kind})")
+
+
+@connection.command("list")
+def connection_list() -> None:
+    """List connections."""
+    from connector.services import connections
+
+    ctx = _context(Settings.from_env(), "cli")
+    for item in connections.list_all(ctx.session):
+        objects = ", ".join(f"{o['remote']}->{o['canonical']}" for o in item["objects"])
+        click.echo(f"{item['name']:<24}{item['kind']:<18}{objects}")
+
+
+@connection.command("test")
+@click.argument("name")
+def connection_test(name: str) -> None:
+    """Check that the remote answers and the credentials work."""
+    from connector.services import connections
+
+    ctx = _context(Settings.from_env(), "cli")
+    try:
+        result = connections.test(connections.get(ctx.session, name))
+    except APIError as err:
+        raise click.ClickException(err.message) from None
+    click.echo(json.dumps(result, indent=2, default=str))
+    if not result["ok"]:
+        sys.exit(1)
+
+
+@connection.command("remove")
+@click.argument("name")
+def connection_remove(name: str) -> None:
+    """Remove a connection."""
+    from connector.services import connections
+
+    try:
+        connections.remove(_context(Settings.from_env(), "cli"), name)
+    except APIError as err:
+        raise click.ClickException(err.message) from None
+    click.echo(f"removed connection {name}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--object", "remote_object", required=True, help="Remote object, e.g. Account.")
+@click.option("--full", is_flag=True, help="Read everything, not only changes since last time.")
+def sync(name: str, remote_object: str, full: bool) -> None:
+    """Pull one object of a connection now (inline), then push pending compliance fields."""
+    from connector.services.outbox import deliver
+    from connector.services.sync import run_sync
+
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    upgrade_if_empty(engine)
+    sessions = make_sessionmaker(engine)
+    jobs = Jobs(Settings(database_url=settings.database_url), sessions)
+
+    def show(counts: dict) -> None:
+        line = "  ".join(f"{k} {v}" for k, v in counts.items())
+        click.echo(f"\r{line}", nl=False)
+
+    try:
+        run_id = run_sync(sessions, jobs, name, remote_object, full=full, progress=show)
+    except APIError as err:
+        raise click.ClickException(err.message) from None
+    pushed = deliver(sessions, name)
+    click.echo(f"\nsync run {run_id} done; pushed {pushed['sent']} record(s)")
 
 
 @main.group()

@@ -99,3 +99,37 @@ def recompute_all_job() -> int:
     session = _worker_sessions(Settings.from_env().database_url)()
     with session, session.begin():
         return recompute(session, session.scalars(select(Vendor.id)).all(), today())
+
+
+def _worker_jobs() -> Jobs:
+    settings = Settings.from_env()
+    return Jobs(settings, _worker_sessions(settings.database_url))
+
+
+def sync_job(connection: str, remote_object: str, full: bool = False) -> dict:
+    """rq entry point: pull one connection object, then push what the pull changed."""
+    from rq import get_current_job
+
+    from connector.services.sync import run_sync
+
+    jobs = _worker_jobs()
+    current = get_current_job()
+    run_id = run_sync(
+        jobs.sessions, jobs, connection, remote_object, full=full, job_id=current and current.id
+    )
+    jobs.queue().enqueue(push_job, connection, retry=RETRY, job_timeout=3600)
+    return {"sync_run": run_id}
+
+
+def push_job(connection: str) -> dict:
+    """rq entry point: deliver the connection's due outbox entries; when some are left for
+    later (remote down, backing off), schedule another push for when the first is due."""
+    from connector.services.outbox import deliver, next_due
+
+    jobs = _worker_jobs()
+    counts = deliver(jobs.sessions, connection)
+    with jobs.sessions() as session:
+        due = next_due(session, connection)
+    if due is not None:
+        jobs.queue().enqueue_at(due, push_job, connection, job_timeout=3600)
+    return counts

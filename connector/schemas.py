@@ -32,8 +32,12 @@ from marshmallow import (
     validates_schema,
 )
 
+from adapters import REGISTRY as ADAPTER_REGISTRY
 from connector.compliance.model import DEFICIENCY_CODES, LIMIT_KEYS, LINES, SEVERITIES, STATUSES
 from connector.compliance.ratings import AM_BEST_ORDER
+from mappings import DEFAULTS as MAPPING_DEFAULTS
+from mappings import DIRECTIONS as MAPPING_DIRECTIONS
+from mappings import OBJECTS as MAPPING_OBJECTS
 
 #: A.M. Best financial strength ratings, best first.
 AM_BEST_RATINGS = tuple(reversed(AM_BEST_ORDER))
@@ -772,3 +776,112 @@ vendors_schema = VendorSchema(many=True)
 compliance_result_schema = ComplianceResultSchema()
 gate_decision_schema = GateDecisionSchema()
 error_schema = ErrorSchema()
+
+
+# --------------------------------------------------------------------------------------------
+# Field mappings (admin API)
+# --------------------------------------------------------------------------------------------
+
+#: Connection names appear in URLs, like requirement set keys.
+CONNECTION_NAME_PATTERN = REQUIREMENT_KEY_PATTERN
+MAX_SPEC_TEXT = 256 * 1024
+
+
+class MappingPathSchema(_Base):
+    """The path of a mapping: which connection, canonical object and direction it serves."""
+
+    connection = fields.Str(
+        required=True, validate=[validate.Regexp(CONNECTION_NAME_PATTERN), _single_line]
+    )
+    object = fields.Str(required=True, validate=validate.OneOf(tuple(MAPPING_OBJECTS)))
+    direction = fields.Str(required=True, validate=validate.OneOf(MAPPING_DIRECTIONS))
+
+
+class MappingPutSchema(_Base):
+    """A new version: the spec as JSON, as YAML/JSON text, or the name of a shipped default."""
+
+    spec = fields.Dict(metadata={"description": "The mapping spec as a JSON object."})
+    spec_text = fields.Str(
+        validate=validate.Length(max=MAX_SPEC_TEXT),
+        metadata={"description": "The mapping spec as YAML or JSON text."},
+    )
+    default = fields.Str(
+        validate=validate.OneOf(tuple(MAPPING_DEFAULTS)),
+        metadata={"description": "Start from this shipped default mapping."},
+    )
+    note = fields.Str(allow_none=True, validate=validate.Length(max=1000))
+
+    @validates_schema
+    def _exactly_one_source(self, data: dict[str, Any], **kwargs: Any) -> None:
+        given = [k for k in ("spec", "spec_text", "default") if data.get(k) is not None]
+        if len(given) != 1:
+            raise ValidationError("Give exactly one of spec, spec_text or default.", "spec")
+
+
+class MappingRollbackSchema(_Base):
+    version = fields.Int(required=True, strict=True, validate=validate.Range(1, MAX_INT32))
+    note = fields.Str(allow_none=True, validate=validate.Length(max=1000))
+
+
+class MappingPreviewSchema(_Base):
+    """A sample remote record (or canonical result, outbound) to run through a mapping."""
+
+    record = fields.Dict(required=True)
+    version = fields.Int(strict=True, validate=validate.Range(1, MAX_INT32))
+    spec = fields.Dict(metadata={"description": "Preview an unsaved spec instead."})
+
+
+mapping_path_schema = MappingPathSchema()
+mapping_put_schema = MappingPutSchema()
+mapping_rollback_schema = MappingRollbackSchema()
+mapping_preview_schema = MappingPreviewSchema()
+
+
+# --------------------------------------------------------------------------------------------
+# Connections and syncs
+# --------------------------------------------------------------------------------------------
+
+SYNCED_OBJECTS = ("vendor", "work_order", "certificate")
+
+
+class ConnectionObjectSchema(_Base):
+    """One remote object a connection syncs, and how."""
+
+    remote = fields.Str(required=True, validate=_not_blank(64))
+    canonical = fields.Str(required=True, validate=validate.OneOf(SYNCED_OBJECTS))
+    sync_in = fields.Bool(load_default=True)
+    push = fields.Bool(load_default=False)
+    mapping_in = fields.Str(allow_none=True, validate=validate.OneOf(tuple(MAPPING_DEFAULTS)))
+    mapping_out = fields.Str(allow_none=True, validate=validate.OneOf(tuple(MAPPING_DEFAULTS)))
+
+
+class ConnectionSchema(_Base):
+    name = fields.Str(
+        required=True, validate=[validate.Regexp(CONNECTION_NAME_PATTERN), _single_line]
+    )
+    kind = fields.Str(required=True, validate=validate.OneOf(tuple(ADAPTER_REGISTRY)))
+    settings = fields.Dict(
+        keys=fields.Str(validate=validate.Length(1, 64)),
+        load_default=dict,
+        metadata={"description": "Adapter settings; secrets only as <name>_env / <name>_file."},
+    )
+    objects = fields.List(fields.Nested(ConnectionObjectSchema), load_default=list)
+    schedule_minutes = fields.Int(
+        allow_none=True, strict=True, validate=validate.Range(1, 7 * 24 * 60)
+    )
+    fail_open = fields.Bool(load_default=False)
+
+
+class SyncRequestSchema(_Base):
+    object = fields.Str(required=True, validate=_not_blank(64))
+    full = fields.Bool(load_default=False)
+
+
+class SyncRunQuerySchema(_PageArgs):
+    connection = fields.Str(validate=validate.Length(max=64))
+    object = fields.Str(validate=validate.Length(max=64))
+
+
+connection_schema = ConnectionSchema()
+sync_request_schema = SyncRequestSchema()
+sync_run_query_schema = SyncRunQuerySchema()

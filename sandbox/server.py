@@ -31,7 +31,9 @@ def serve(app, *, host: str = "127.0.0.1", port: int = 0, tls: bool = False) -> 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     context = _server_context() if tls else None
     server = make_server(host, port, app, threaded=True, ssl_context=context)
-    thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{port}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox", daemon=True
+    )
     thread.start()
     scheme = "https" if tls else "http"
     return RunningServer(f"{scheme}://{host}:{server.server_port}", server, thread)

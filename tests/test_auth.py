@@ -69,7 +69,11 @@ NEW_VENDOR = {
     "external_refs": [{"system": "erp", "external_id": "RM-1"}],
 }
 
+NEW_CONNECTION = {"name": "other", "kind": "csv", "settings": {"path": "/nonexistent.csv"}}
+
 V = "/api/v1"
+MAPPING_RULE = f"{V}/connections/<connection>/mappings/<object>/<direction>"
+MAPPING_PATH = f"{V}/connections/acme/mappings/vendor/in"
 ROUTES = {
     "vendor-create": Route("POST", f"{V}/vendors", f"{V}/vendors", NEW_VENDOR, 201),
     "vendor-list": Route("GET", f"{V}/vendors", f"{V}/vendors"),
@@ -107,6 +111,32 @@ ROUTES = {
     ),
     "audit-list": Route("GET", f"{V}/audit", f"{V}/audit"),
     "openapi": Route("GET", f"{V}/openapi.json", f"{V}/openapi.json"),
+    **{
+        name: Route(method, MAPPING_RULE + suffix, MAPPING_PATH + suffix, body, success)
+        for name, method, suffix, body, success in [
+            ("mapping-get", "GET", "", None, 200),
+            ("mapping-put", "PUT", "", {"default": "salesforce_account_in"}, 200),
+            ("mapping-versions", "GET", "/versions", None, 200),
+            ("mapping-rollback", "POST", "/rollback", {"version": 1}, 200),
+            ("mapping-preview", "POST", "/preview", {"record": {"Id": "001A", "Name": "A"}}, 200),
+        ]
+    },
+    "connection-add": Route("POST", f"{V}/connections", f"{V}/connections", NEW_CONNECTION, 201),
+    "connection-list": Route("GET", f"{V}/connections", f"{V}/connections"),
+    "connection-get": Route("GET", f"{V}/connections/<name>", f"{V}/connections/files"),
+    "connection-remove": Route(
+        "DELETE", f"{V}/connections/<name>", f"{V}/connections/doomed", success=204
+    ),
+    "connection-test": Route("POST", f"{V}/connections/<name>/test", f"{V}/connections/files/test"),
+    "connection-sync": Route(
+        "POST",
+        f"{V}/connections/<name>/sync",
+        f"{V}/connections/files/sync",
+        {"object": "Vendor"},
+        202,
+    ),
+    "job-get": Route("GET", f"{V}/jobs/<job_id>", f"{V}/jobs/{{job_id}}"),
+    "sync-runs": Route("GET", f"{V}/sync-runs", f"{V}/sync-runs"),
 }
 
 #: Which roles may call which route (DESIGN.md, "Running"): admin everything, dispatcher read
@@ -125,6 +155,19 @@ ALLOWED = {
     "notice-create": {"admin", "integration"},
     "audit-list": {"admin"},
     "openapi": {"admin", "dispatcher", "integration"},
+    "mapping-get": {"admin"},
+    "mapping-put": {"admin"},
+    "mapping-versions": {"admin"},
+    "mapping-rollback": {"admin"},
+    "mapping-preview": {"admin", "integration"},
+    "connection-add": {"admin"},
+    "connection-list": {"admin"},
+    "connection-get": {"admin"},
+    "connection-remove": {"admin"},
+    "connection-test": {"admin"},
+    "connection-sync": {"admin"},
+    "job-get": {"admin"},
+    "sync-runs": {"admin", "dispatcher"},
 }
 ROLES = ("admin", "dispatcher", "integration")
 
@@ -155,7 +198,7 @@ NO_VALID_TOKEN = {
 @pytest.mark.parametrize("header", NO_VALID_TOKEN.values(), ids=NO_VALID_TOKEN.keys())
 def test_request_without_a_valid_token_is_a_401_on_every_route(app, sessions, route, header):
     headers = {} if header is None else {"Authorization": header}
-    path = route.path.format(vendor_id=1, waiver_id=1)
+    path = route.path.format(vendor_id=1, waiver_id=1, job_id="inline-1")
 
     response = app.test_client().open(path, method=route.method, json=route.body, headers=headers)
 
@@ -213,9 +256,33 @@ def test_healthz_answers_without_a_token(app):
 
 
 @pytest.fixture
-def world(api, standard_set, make_vendor) -> dict[str, int]:
-    """A vendor (dispatch ref P-1) with a certificate, under the standard requirement set."""
-    return {"vendor_id": make_vendor(cert=good_certificate())}
+def world(api, standard_set, make_vendor, tmp_path) -> dict[str, Any]:
+    """A vendor (dispatch ref P-1) with a certificate, under the standard requirement set; a
+    saved vendor mapping of connection `acme`; a CSV connection `files` that has synced once
+    (its job id) and a connection `doomed` to remove."""
+    saved = api.put(MAPPING_PATH, {"default": "salesforce_account_in"})
+    assert saved.status_code == 201, saved.get_json()
+    vendors_csv = tmp_path / "vendors.csv"
+    vendors_csv.write_text("external_id,name\nF-1,Filed Vendor LLC\n")
+    for name in ("files", "doomed"):
+        added = api.post(
+            "/api/v1/connections",
+            {
+                "name": name,
+                "kind": "csv",
+                "settings": {"path": str(vendors_csv), "id_column": "external_id"},
+                "objects": [
+                    {"remote": "Vendor", "canonical": "vendor", "mapping_in": "csv_vendor_in"}
+                ],
+            },
+        )
+        assert added.status_code == 201, added.get_json()
+    synced = api.post("/api/v1/connections/files/sync", {"object": "Vendor"})
+    assert synced.status_code == 202, synced.get_json()
+    return {
+        "vendor_id": make_vendor(cert=good_certificate()),
+        "job_id": synced.get_json()["job_id"],
+    }
 
 
 def prepared_path(api, route: Route, world: dict[str, int]) -> str:

@@ -23,7 +23,14 @@ ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({"*"}),
     "dispatcher": frozenset({"read", "gate"}),
     "integration": frozenset(
-        {"gate", "vendors:write", "certificates:write", "notices:write", "webhooks"}
+        {
+            "gate",
+            "vendors:write",
+            "certificates:write",
+            "notices:write",
+            "webhooks",
+            "mappings:preview",
+        }
     ),
 }
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g
 
 from connector import schemas as s
+from connector.api import connections as connections_api
+from connector.api import mappings as mappings_api
 from connector.api.auth import authenticate, requires
 from connector.api.common import context, db, documented, load_body, load_query
 from connector.api.openapi import cached_spec
@@ -16,6 +18,8 @@ from connector.services import waivers as waiver_service
 from connector.services.compliance import vendor_compliance
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
+bp.register_blueprint(mappings_api.bp)
+bp.register_blueprint(connections_api.bp)
 
 
 @bp.before_request

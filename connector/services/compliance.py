@@ -23,6 +23,7 @@ from connector.compliance import (
 )
 from connector.compliance.model import Policy, RenewalRecord, RequirementSet, Result, Waiver
 from connector.compliance.renewals import PolicyReceipt, renewal_record
+from connector.services.outbox import Stager
 from connector.services.requirements import load_sets
 from connector.storage import models as m
 
@@ -116,6 +117,7 @@ def recompute(session: Session, vendor_ids: Iterable[int], today: date) -> int:
     Runs inside the caller's transaction. Returns how many vendors it evaluated.
     """
     sets = load_sets(session)
+    stager = Stager(session)
     ids = sorted(set(vendor_ids))
     done = 0
     for start in range(0, len(ids), BATCH):
@@ -133,7 +135,8 @@ def recompute(session: Session, vendor_ids: Iterable[int], today: date) -> int:
                 (s, evaluate_vendor(inputs[vendor.id], s, today))
                 for s in applicable_sets(sets, vendor, today)
             ]
-            _store(session, vendor, evaluated, stored)
+            overall = _store(session, vendor, evaluated, stored)
+            stager.stage(vendor, overall.to_dict() if overall else None)
             done += 1
     session.flush()
     return done
@@ -144,7 +147,9 @@ def _store(
     vendor: m.Vendor,
     evaluated: list[tuple[RequirementSet, Result]],
     stored: dict[tuple[int, str], m.ComplianceResult],
-) -> None:
+) -> Result | None:
+    """Store the results, drop those of sets that no longer apply, update the vendor's
+    headline; returns the headline result."""
     now = utcnow()
     keep = set()
     for requirement_set, result in evaluated:
@@ -188,6 +193,7 @@ def _store(
     vendor.status = overall.status if overall else None
     vendor.score = overall.score if overall else None
     vendor.expires_on = overall.expires_on if overall else None
+    return overall
 
 
 def headline(evaluated: list[tuple[RequirementSet, T]]) -> T | None:

@@ -35,7 +35,8 @@ def upsert_vendor(ctx: Context, data: dict[str, Any]) -> tuple[m.Vendor, bool]:
         if created:
             vendor = m.Vendor(name=data["name"])
             session.add(vendor)
-        _apply(vendor, data)
+        apply_fields(vendor, data)
+        vendor.active = True
         session.flush()
         known = {(b.system, b.external_id) for b in vendor.bindings}
         for ref in refs:
@@ -62,18 +63,19 @@ def upsert_vendor(ctx: Context, data: dict[str, Any]) -> tuple[m.Vendor, bool]:
     return vendor, created
 
 
-def _apply(vendor: m.Vendor, data: dict[str, Any]) -> None:
-    vendor.name = data["name"]
-    vendor.email = data.get("email")
-    vendor.tax_id = data.get("tax_id")
-    vendor.risk_tier = data.get("risk_tier")
-    vendor.active = True
-    wanted_types = sorted(set(data.get("work_types") or []))
-    if [w.work_type for w in vendor.work_types] != wanted_types:
-        vendor.work_types = [m.VendorWorkType(work_type=w) for w in wanted_types]
-    wanted_regions = sorted(set(data.get("regions") or []))
-    if [r.region for r in vendor.regions] != wanted_regions:
-        vendor.regions = [m.VendorRegion(region=r) for r in wanted_regions]
+def apply_fields(vendor: m.Vendor, data: dict[str, Any]) -> None:
+    """Set the vendor fields `data` carries (validated canonical vendor fields); others stay."""
+    for name in ("name", "email", "tax_id", "risk_tier"):
+        if name in data:
+            setattr(vendor, name, data[name])
+    if "work_types" in data:
+        wanted_types = sorted(set(data["work_types"]))
+        if [w.work_type for w in vendor.work_types] != wanted_types:
+            vendor.work_types = [m.VendorWorkType(work_type=w) for w in wanted_types]
+    if "regions" in data:
+        wanted_regions = sorted(set(data["regions"]))
+        if [r.region for r in vendor.regions] != wanted_regions:
+            vendor.regions = [m.VendorRegion(region=r) for r in wanted_regions]
 
 
 def _bindings_for(session: Session, refs: list[dict[str, str]]) -> list[m.Binding]:

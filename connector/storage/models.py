@@ -90,6 +90,10 @@ class Binding(Base):
     )
     last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     pushed_hash: Mapped[str | None] = mapped_column(String(64))
+    #: The field values the remote last acknowledged: a push sends only what differs.
+    pushed_values: Mapped[dict | None] = mapped_column(JSON)
+    #: Which mapping version produced the vendor fields from this remote record.
+    mapping_version: Mapped[int | None] = mapped_column(Integer)
 
     vendor: Mapped[Vendor] = relationship(back_populates="bindings")
 
@@ -305,3 +309,103 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     created_at: Mapped[datetime] = _now()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MappingVersion(Base):
+    """Each save of a field mapping (connection, object, direction) is a new version; the highest
+    version is the one in use. A rollback saves an older version's spec as a new version."""
+
+    __tablename__ = "mapping_versions"
+    __table_args__ = (UniqueConstraint("connection", "object", "direction", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection: Mapped[str] = mapped_column(String(64), nullable=False)
+    object: Mapped[str] = mapped_column(String(32), nullable=False)
+    direction: Mapped[str] = mapped_column(String(3), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    spec: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
+class Connection(Base):
+    """A configured remote system. `settings` never holds a secret, only where to find it
+    (`<name>_env` / `<name>_file`)."""
+
+    __tablename__ = "connections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    settings: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    #: [{"remote": "Account", "canonical": "vendor", "sync_in": true, "push": true,
+    #:   "mapping_in": "<default name>", "mapping_out": "<default name>"}]
+    objects: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    #: Minutes between incremental syncs (None: only on demand).
+    schedule_minutes: Mapped[int | None] = mapped_column(Integer)
+    #: Gate answer for vendors this connection does not know: False blocks, True warns.
+    fail_open: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = _now()
+
+
+class SyncState(Base):
+    """The watermark (or bookmark) of the last fully processed page, per connection object."""
+
+    __tablename__ = "sync_states"
+
+    connection: Mapped[str] = mapped_column(String(64), primary_key=True)
+    object: Mapped[str] = mapped_column(String(64), primary_key=True)
+    watermark: Mapped[str | None] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = _now()
+
+
+class SyncRun(Base):
+    """One pull (direction "in") or push ("out") for one connection object."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index("ix_sync_runs_connection", "connection", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection: Mapped[str] = mapped_column(String(64), nullable=False)
+    object: Mapped[str] = mapped_column(String(64), nullable=False)
+    direction: Mapped[str] = mapped_column(String(3), nullable=False)
+    mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    counts: Mapped[dict] = mapped_column(JSON, nullable=False, default=dict)
+    errors: Mapped[list] = mapped_column(JSON, nullable=False, default=list)
+    watermark_from: Mapped[str | None] = mapped_column(String(255))
+    watermark_to: Mapped[str | None] = mapped_column(String(255))
+    mapping_version: Mapped[int | None] = mapped_column(Integer)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxEntry(Base):
+    """Field values that must reach one remote record; kept until the remote acknowledges them.
+    At most one pending entry per remote record: a newer change updates it in place."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("connection", "object", "external_id"),
+        Index("ix_outbox_due", "connection", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    connection: Mapped[str] = mapped_column(String(64), nullable=False)
+    object: Mapped[str] = mapped_column(String(64), nullable=False)
+    external_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    vendor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("vendors.id", ondelete="CASCADE"), index=True
+    )
+    fields: Mapped[dict] = mapped_column(JSON, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: The delivery run holding the lease while status is "sending".
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

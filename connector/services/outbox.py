@@ -1,0 +1,236 @@
+"""Sync out through the outbox: compliance fields wait in the database until the remote system
+acknowledges them.
+
+`stage` runs inside a recompute: for every binding of a recomputed vendor whose connection pushes
+that object, it maps the vendor's headline result through the connection's outbound mapping and
+keeps, per remote record, only the fields that differ from what the remote last acknowledged. An
+empty difference removes any pending entry, so a second push with nothing changed makes no call.
+
+`deliver` sends due entries in batches, marks acknowledged values on the binding, and on failure
+backs off exponentially (seconds up to an hour) and keeps the entry: a remote that is down for
+hours loses nothing. Entries are claimed with a lease, so two workers never send the same entry
+at once; a worker that dies mid-send leaves its lease to expire and the entry is sent again (the
+writes are idempotent field sets).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from adapters.base import AdapterError, WriteRequest
+from connector.clock import utcnow
+from connector.services import connections
+from connector.storage import models as m
+from mappings import compliance_record, jsonable
+
+BATCH = 200
+LEASE = timedelta(minutes=5)
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def backoff(attempts: int, base_seconds: float = 5.0) -> timedelta:
+    return min(timedelta(seconds=base_seconds * 2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+class Stager:
+    """Stages outbox entries for vendors during one recompute (mappings compiled once)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.pushing: dict[tuple[str, str], tuple[Any, bool]] = {}
+        for connection in session.scalars(select(m.Connection).where(m.Connection.active)):
+            for cfg in connection.objects:
+                if cfg.get("push"):
+                    mapping = connections.mapping_for(session, connection, cfg, "out")
+                    block = bool(connection.settings.get("block_payment"))
+                    self.pushing[(connection.name, cfg["remote"])] = (mapping, block)
+
+    def stage(self, vendor: m.Vendor, headline: dict[str, Any] | None) -> None:
+        if not self.pushing or headline is None:
+            return
+        for binding in vendor.bindings:
+            target = self.pushing.get((binding.system, binding.object))
+            if target is None:
+                continue
+            mapping, block = target
+            outcome = mapping.apply(compliance_record(headline, block_payments=block))
+            fields = jsonable(outcome.values)
+            acknowledged = binding.pushed_values or {}
+            changed = {k: v for k, v in fields.items() if acknowledged.get(k, _MISSING) != v}
+            _put(self.session, binding, vendor.id, changed)
+
+
+_MISSING = object()
+
+
+def _put(session: Session, binding: m.Binding, vendor_id: int, fields: dict[str, Any]) -> None:
+    entry = session.scalar(
+        select(m.OutboxEntry).where(
+            m.OutboxEntry.connection == binding.system,
+            m.OutboxEntry.object == binding.object,
+            m.OutboxEntry.external_id == binding.external_id,
+        )
+    )
+    if not fields:
+        if entry is not None and entry.status != "sending":
+            session.delete(entry)
+        return
+    now = utcnow()
+    if entry is None:
+        session.add(
+            m.OutboxEntry(
+                connection=binding.system,
+                object=binding.object,
+                external_id=binding.external_id,
+                vendor_id=vendor_id,
+                fields=fields,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+            )
+        )
+    elif entry.fields != fields:
+        entry.fields = fields
+        entry.updated_at = now
+        if entry.status == "failed":
+            entry.status, entry.attempts, entry.next_attempt_at = "pending", 0, now
+
+
+def deliver(sessions: sessionmaker[Session], connection_name: str) -> dict[str, int]:
+    """Send every due entry of one connection; returns counts (sent, failed, retry, calls)."""
+    counts = {"sent": 0, "failed": 0, "retry": 0, "calls": 0}
+    session = sessions()
+    with session:
+        with session.begin():
+            connection = connections.get(session, connection_name)
+            adapter = connections.adapter_for(connection)
+            base = float(connection.settings.get("retry_base_seconds", 5.0))
+        try:
+            while True:
+                claimed = _claim(session, connection_name)
+                if not claimed:
+                    break
+                if not _send(session, adapter, claimed, counts, base):
+                    break
+        finally:
+            adapter.close()
+    return counts
+
+
+def _claim(session: Session, connection: str) -> list[m.OutboxEntry]:
+    now = utcnow()
+    with session.begin():
+        ids = session.scalars(
+            select(m.OutboxEntry.id)
+            .where(
+                m.OutboxEntry.connection == connection,
+                m.OutboxEntry.status.in_(("pending", "sending")),
+                m.OutboxEntry.next_attempt_at <= now,
+            )
+            .order_by(m.OutboxEntry.next_attempt_at, m.OutboxEntry.id)
+            .limit(BATCH)
+        ).all()
+        if not ids:
+            return []
+        claim = uuid.uuid4().hex
+        session.execute(
+            update(m.OutboxEntry)
+            .where(m.OutboxEntry.id.in_(ids), m.OutboxEntry.next_attempt_at <= now)
+            .values(status="sending", next_attempt_at=now + LEASE, claimed_by=claim)
+        )
+        claimed = session.scalars(
+            select(m.OutboxEntry).where(
+                m.OutboxEntry.id.in_(ids), m.OutboxEntry.claimed_by == claim
+            )
+        ).all()
+        sent = [(e.id, e.object, e.external_id, dict(e.fields)) for e in claimed]
+    session.expunge_all()
+    return sent
+
+
+def _send(session: Session, adapter, claimed, counts: dict[str, int], base: float) -> bool:
+    """Send one claimed batch; False when the remote is unreachable (stop for now)."""
+    by_object: dict[str, list] = {}
+    for item in claimed:
+        by_object.setdefault(item[1], []).append(item)
+    for remote_object, items in by_object.items():
+        requests = [WriteRequest(external_id=i[2], fields=i[3]) for i in items]
+        counts["calls"] += 1
+        try:
+            results = adapter.write(remote_object, requests)
+        except AdapterError as err:
+            _retry_all(session, [i[0] for i in items], str(err), base)
+            counts["retry"] += len(items)
+            return False
+        with session.begin():
+            for (entry_id, obj, external_id, fields), result in zip(items, results, strict=True):
+                if result.ok:
+                    _acknowledge(session, entry_id, obj, external_id, fields)
+                    counts["sent"] += 1
+                elif result.retryable:
+                    _reschedule(session, entry_id, result.error, base)
+                    counts["retry"] += 1
+                else:
+                    session.execute(
+                        update(m.OutboxEntry)
+                        .where(m.OutboxEntry.id == entry_id)
+                        .values(status="failed", last_error=result.error)
+                    )
+                    counts["failed"] += 1
+    return True
+
+
+def _acknowledge(session: Session, entry_id: int, obj: str, external_id: str, fields) -> None:
+    entry = session.get(m.OutboxEntry, entry_id)
+    binding = session.scalar(
+        select(m.Binding).where(
+            m.Binding.system == entry.connection,
+            m.Binding.object == obj,
+            m.Binding.external_id == external_id,
+        )
+    )
+    if binding is not None:
+        binding.pushed_values = {**(binding.pushed_values or {}), **fields}
+    if entry.fields == fields:
+        session.execute(delete(m.OutboxEntry).where(m.OutboxEntry.id == entry_id))
+    else:
+        # Changed again while we were sending: keep what is still unacknowledged.
+        entry.fields = {k: v for k, v in entry.fields.items() if fields.get(k, _MISSING) != v}
+        entry.status, entry.next_attempt_at = "pending", utcnow()
+
+
+def _reschedule(session: Session, entry_id: int, error: str | None, base: float) -> None:
+    entry = session.get(m.OutboxEntry, entry_id)
+    entry.attempts += 1
+    entry.status = "pending"
+    entry.last_error = error
+    entry.next_attempt_at = utcnow() + backoff(entry.attempts, base)
+
+
+def _retry_all(session: Session, ids: Iterable[int], error: str, base: float) -> None:
+    with session.begin():
+        for entry_id in ids:
+            _reschedule(session, entry_id, error, base)
+
+
+def pending_count(session: Session, connection: str) -> int:
+    return session.scalar(
+        select(func.count()).where(
+            m.OutboxEntry.connection == connection, m.OutboxEntry.status != "failed"
+        )
+    )
+
+
+def next_due(session: Session, connection: str):
+    """When the next pending entry of the connection is due (None: nothing waits)."""
+    return session.scalar(
+        select(func.min(m.OutboxEntry.next_attempt_at)).where(
+            m.OutboxEntry.connection == connection, m.OutboxEntry.status != "failed"
+        )
+    )
