@@ -1,11 +1,15 @@
 """Periodic work for `rq cron connector.cron` (run beside `coi worker`).
 
-Every night shortly after midnight UTC all vendors are re-evaluated as of the new day.
+Every night shortly after midnight UTC all vendors are re-evaluated as of the new day; every
+minute, connections whose schedule is due are synced and due outbox entries pushed.
 """
 
 from rq import cron
 
 from connector.config import Settings
-from connector.jobs import recompute_all_job
+from connector.jobs import recompute_all_job, scheduled_syncs_job
 
-cron.register(recompute_all_job, queue_name=Settings.from_env().queue_name, cron="15 0 * * *")
+QUEUE = Settings.from_env().queue_name
+
+cron.register(recompute_all_job, queue_name=QUEUE, cron="15 0 * * *")
+cron.register(scheduled_syncs_job, queue_name=QUEUE, interval=60)

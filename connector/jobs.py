@@ -7,7 +7,9 @@ is harmless.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from redis import Redis
@@ -133,3 +135,71 @@ def push_job(connection: str) -> dict:
     if due is not None:
         jobs.queue().enqueue_at(due, push_job, connection, job_timeout=3600)
     return counts
+
+
+def scheduled_syncs_job() -> list[str]:
+    """Every minute (see `connector.cron`): enqueue an incremental sync of each object of each
+    connection whose schedule is due, and a push for connections with outbox entries due."""
+    from sqlalchemy import func, select
+
+    from connector.clock import utcnow
+    from connector.services.outbox import next_due
+    from connector.storage import models as m
+
+    jobs = _worker_jobs()
+    now = utcnow()
+    started = []
+    with jobs.sessions() as session:
+        for connection in session.scalars(select(m.Connection).where(m.Connection.active)):
+            for cfg in connection.objects:
+                if not cfg.get("sync_in", True) or not connection.schedule_minutes:
+                    continue
+                last = session.scalar(
+                    select(func.max(m.SyncRun.started_at)).where(
+                        m.SyncRun.connection == connection.name,
+                        m.SyncRun.object == cfg["remote"],
+                        m.SyncRun.direction == "in",
+                    )
+                )
+                if last is None or _aware(last) <= now - timedelta(
+                    minutes=connection.schedule_minutes
+                ):
+                    job_id = _job_id("sync", connection.name, cfg["remote"])
+                    if _enqueue_once(
+                        jobs.queue(), job_id, sync_job, connection.name, cfg["remote"]
+                    ):
+                        started.append(job_id)
+            due = next_due(session, connection.name)
+            job_id = _job_id("push", connection.name)
+            if (
+                due is not None
+                and _aware(due) <= now
+                and _enqueue_once(jobs.queue(), job_id, push_job, connection.name)
+            ):
+                started.append(job_id)
+    return started
+
+
+def _job_id(*parts: str) -> str:
+    """A fixed rq job id (rq allows letters, digits, `_` and `-`)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", "-".join(parts))
+
+
+def _enqueue_once(queue: Queue, job_id: str, func, *args) -> bool:
+    """Enqueue under a fixed id unless that job is still waiting or running."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    try:
+        status = Job.fetch(job_id, connection=queue.connection).get_status()
+    except NoSuchJobError:
+        status = None
+    if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return False
+    queue.enqueue(func, *args, job_id=job_id, retry=RETRY, job_timeout=6 * 3600)
+    return True
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC timestamps; PostgreSQL aware ones."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -14,6 +14,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from adapters.base import AdapterError, Page
@@ -21,7 +22,7 @@ from connector.clock import utcnow
 from connector.compliance import normalise_holder
 from connector.jobs import Jobs
 from connector.schemas import vendor_create_schema
-from connector.services import connections
+from connector.services import audit, connections
 from connector.services.vendors import apply_fields
 from connector.storage import models as m
 from mappings import CompiledMapping
@@ -70,14 +71,20 @@ def run_sync(
     status = "succeeded"
     try:
         for page in adapter.read_changes(remote_object, since):
-            with session.begin():
-                run = session.get(m.SyncRun, run_id)
-                touched = _apply_page(session, connection_name, remote_object, mapping, page, run)
-                jobs.recompute(session, touched)
-                _advance(session, connection_name, remote_object, page, run)
-            session.expunge_all()
+            try:
+                counts = _commit_page(
+                    session, jobs, connection_name, remote_object, mapping, page, run_id
+                )
+            except IntegrityError:
+                # Another run of the same object bound some of these records first (a worker
+                # presumed dead, a manual run beside a scheduled one): read the page again
+                # against what is committed now.
+                session.rollback()
+                counts = _commit_page(
+                    session, jobs, connection_name, remote_object, mapping, page, run_id
+                )
             if progress is not None:
-                progress(dict(run.counts))
+                progress(counts)
     except AdapterError as err:
         status = "failed"
         _finish(session, run_id, status, {"external_id": None, "message": f"{kind}: {err}"})
@@ -93,6 +100,26 @@ def run_sync(
     return run_id
 
 
+def _commit_page(
+    session: Session,
+    jobs: Jobs,
+    connection: str,
+    remote_object: str,
+    mapping: CompiledMapping,
+    page: Page,
+    run_id: int,
+) -> dict[str, int]:
+    """Apply one page in one transaction: vendors, recompute, watermark, run counts."""
+    with session.begin():
+        run = session.get(m.SyncRun, run_id)
+        touched = _apply_page(session, connection, remote_object, mapping, page, run)
+        jobs.recompute(session, touched)
+        _advance(session, connection, remote_object, page, run)
+        counts = dict(run.counts)
+    session.expunge_all()
+    return counts
+
+
 def _zero_counts() -> dict[str, int]:
     return dict.fromkeys(("seen", "created", "merged", "updated", "deactivated", "rejected"), 0)
 
@@ -104,6 +131,19 @@ def _finish(session: Session, run_id: int, status: str, error: dict | None) -> N
         run.finished_at = utcnow()
         if error is not None:
             run.errors = [*run.errors, error][:MAX_ERRORS_KEPT]
+        audit.record(
+            session,
+            f"sync:{run.connection}",
+            "sync.run",
+            "sync_run",
+            run.id,
+            {
+                "object": run.object,
+                "status": status,
+                "counts": run.counts,
+                "mapping_version": run.mapping_version,
+            },
+        )
 
 
 def _advance(session: Session, connection: str, remote: str, page: Page, run: m.SyncRun) -> None:

@@ -25,7 +25,7 @@ def start(jobs: Jobs, connection: str, remote_object: str, *, full: bool) -> dic
         job = jobs.queue().enqueue(
             sync_job, connection, remote_object, full, retry=RETRY, job_timeout=6 * 3600
         )
-        return {"job_id": job.id, "status": job.get_status()}
+        return {"job_id": job.id, "status": job.get_status().value}
     run_id = run_sync(jobs.sessions, jobs, connection, remote_object, full=full)
     deliver(jobs.sessions, connection)
     return {"job_id": f"{INLINE}{run_id}", "status": "finished"}
@@ -45,7 +45,7 @@ def job_status(jobs: Jobs, job_id: str) -> dict[str, Any]:
     except NoSuchJobError:
         raise NotFound("job", job_id) from None
     status = job.get_status()
-    body: dict[str, Any] = {"job_id": job.id, "status": str(status)}
+    body: dict[str, Any] = {"job_id": job.id, "status": getattr(status, "value", status)}
     if job.is_finished:
         body["result"] = job.return_value()
     if job.is_failed:
