@@ -163,3 +163,14 @@ def test_gate_by_vendor_id(api, standard_set, make_vendor):
     }
 
     assert api.post("/api/v1/gate", body).get_json()["decision"] == "allow"
+
+
+def test_unknown_vendor_of_a_fail_open_connection_is_a_warning(api, standard_set):
+    api.post(
+        "/api/v1/connections",
+        {"name": "dispatch", "kind": "dispatch", "settings": {}, "fail_open": True},
+    )
+
+    decision = gate(api, "NOBODY")
+
+    assert (decision["decision"], decision["reasons"][0]["code"]) == ("warn", "unknown_vendor")

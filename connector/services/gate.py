@@ -29,13 +29,13 @@ MESSAGES = {
 }
 
 
-def decide(ctx: Context, request: dict[str, Any], *, fail_open: bool = False) -> dict[str, Any]:
+def decide(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
     session = ctx.session
     with session.begin():
         vendor = _resolve_vendor(session, request)
         requirement_set = None
         if vendor is None:
-            outcome = _unknown(fail_open)
+            outcome = _unknown(_fails_open(session, request))
         elif not vendor.active:
             outcome = _verdict("block", None, None, [_reason("vendor_inactive")])
         else:
@@ -97,6 +97,14 @@ def _resolve_vendor(session, request: dict[str, Any]) -> m.Vendor | None:
         return session.get(m.Vendor, request["vendor_id"])
     ref = request["vendor"]
     return find_by_ref(session, ref["system"], ref["external_id"])
+
+
+def _fails_open(session, request: dict[str, Any]) -> bool:
+    """Unknown vendors are blocked unless the connection they were named by fails open."""
+    system = (request.get("vendor") or {}).get("system")
+    if system is None:
+        return False
+    return bool(session.scalar(select(m.Connection.fail_open).where(m.Connection.name == system)))
 
 
 def _unknown(fail_open: bool) -> dict[str, Any]:
