@@ -41,7 +41,7 @@ from xml.sax.saxutils import escape, quoteattr
 from flask import Flask, Response, has_request_context, request
 
 from sandbox.faults import Faults
-from sandbox.server import RunningServer, serve
+from sandbox.server import Peer
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 BLOCKED_OPTIONS = ("_blank_", "Payment", "All")
@@ -79,7 +79,7 @@ class SoapFault(Exception):
         self.code = code
 
 
-class BusinessCentralSandbox:
+class BusinessCentralSandbox(Peer):
     """One company's page web service on a real socket. `start()` returns self."""
 
     def __init__(
@@ -114,32 +114,9 @@ class BusinessCentralSandbox:
         self._versions: dict[str, int] = {}
         self._hidden: dict[str, set[str]] = {}
         self._clock = 4_000_000
-        self._server: RunningServer | None = None
         self.app = self._make_app()
 
     # -- lifecycle ------------------------------------------------------------------------
-
-    def start(self) -> BusinessCentralSandbox:
-        if self._server is None:
-            self._server = serve(self.app)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def __enter__(self) -> BusinessCentralSandbox:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def root_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the sandbox is not started")
-        return self._server.url
 
     @property
     def base_url(self) -> str:

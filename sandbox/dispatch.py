@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 from flask import Flask, Response, jsonify, request
 
 from sandbox.faults import Faults
-from sandbox.server import RunningServer, serve
+from sandbox.server import Peer
 
 TRADES = (
     "PLUMBING",
@@ -187,7 +187,7 @@ def send_webhook(
 # --- the stand-in ------------------------------------------------------------------------------
 
 
-class DispatchSandbox:
+class DispatchSandbox(Peer):
     """A dispatch system with providers and work orders, served over HTTP on a free port."""
 
     def __init__(
@@ -196,8 +196,6 @@ class DispatchSandbox:
         client_id: str = "coi-connector",
         client_secret: str = "dispatch-sandbox-secret",
         token_lifetime: float = 300.0,
-        host: str = "127.0.0.1",
-        port: int = 0,
     ):
         self.client_id = client_id
         self.client_secret = client_secret
@@ -207,7 +205,6 @@ class DispatchSandbox:
         self.calls: Counter[str] = Counter()
         #: Webhook subscriptions: (url, secret, event types, scheme).
         self.subscriptions: list[tuple[str, str, frozenset[str], str]] = []
-        self._host, self._port = host, port
         self._lock = threading.RLock()
         self._tokens: dict[str, float] = {}
         self._providers: dict[str, dict[str, Any]] = {}
@@ -215,32 +212,13 @@ class DispatchSandbox:
         self._work_orders: dict[str, dict[str, Any]] = {}
         self._corrupt: dict[str, str] = {}
         self._next_note = 1
-        self._server: RunningServer | None = None
         self.app = self._make_app()
 
     # lifecycle
 
-    def start(self) -> DispatchSandbox:
-        if self._server is None:
-            self._server = serve(self.app, host=self._host, port=self._port)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def __enter__(self) -> DispatchSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the dispatch sandbox is not started")
-        return self._server.url
+        return self.root_url
 
     @property
     def token_url(self) -> str:

@@ -43,7 +43,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from sandbox.faults import Faults
-from sandbox.server import RunningServer, ca_bundle, serve
+from sandbox.server import Peer, ca_bundle
 
 #: Seeded records get SystemModstamps one second apart from here; every later change ticks on.
 EPOCH = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
@@ -411,13 +411,15 @@ class _Cursor:
     endpoint: str
 
 
-class SalesforceSandbox:
+class SalesforceSandbox(Peer):
     """A Salesforce org in memory, reachable over HTTPS once `start()`ed.
 
     `records` seeds it: {"Account": [field dicts], "ServiceResource": [...]}, ids made up when
     absent. The credentials the token endpoint accepts are the attributes `client_id`,
     `client_secret`, `username` and `password`.
     """
+
+    TLS = True
 
     def __init__(
         self,
@@ -462,7 +464,6 @@ class SalesforceSandbox:
         self._tokens: dict[str, float | None] = {}
         self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
         self._locks: Counter[str] = Counter()
-        self._server: RunningServer | None = None
         self.app = create_app(self)
         for object_name, rows in (records or {}).items():
             for row in rows:
@@ -470,28 +471,10 @@ class SalesforceSandbox:
 
     # -- lifecycle --
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> SalesforceSandbox:
-        if self._server is None:
-            self._server = serve(self.app, host=host, port=port, tls=True)
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-    def __enter__(self) -> SalesforceSandbox:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
         """The instance URL (https://127.0.0.1:PORT)."""
-        if self._server is None:
-            raise RuntimeError("the sandbox is not started")
-        return self._server.url
+        return self.root_url
 
     @property
     def token_url(self) -> str:

@@ -58,3 +58,34 @@ def _server_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _authority().issue_cert("localhost", "127.0.0.1").configure_cert(context)
     return context
+
+
+class Peer:
+    """What every stand-in shares: start on a free port (or the one given), stop, use as a
+    context manager, and the root URL while running. Subclasses set `app` and `TLS`."""
+
+    TLS = False
+    app = None
+    _server: RunningServer | None = None
+
+    def start(self, host: str = "127.0.0.1", port: int = 0):
+        if self._server is None:
+            self._server = serve(self.app, host=host, port=port, tls=self.TLS)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def root_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError(f"{type(self).__name__} is not started")
+        return self._server.url
