@@ -17,6 +17,8 @@ DEFAULTS: dict[str, tuple[str, str]] = {
     "business_central_vendor_in": ("vendor", "in"),
     "business_central_vendor_out": ("compliance", "out"),
     "dispatch_work_order_in": ("work_order", "in"),
+    "dispatch_provider_in": ("vendor", "in"),
+    "dispatch_provider_out": ("compliance", "out"),
     "csv_vendor_in": ("vendor", "in"),
     "csv_certificate_in": ("certificate", "in"),
 }

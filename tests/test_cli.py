@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -67,10 +69,18 @@ def test_evaluate_recomputes_and_prints_the_summary(coi, standard_set, make_vend
     assert "Uninsured Plumbing" in result.output.split("Good Plumbing")[0]
 
 
-def test_demo_runs_end_to_end_on_sqlite(tmp_path):
+def test_demo_runs_end_to_end_on_sqlite_against_the_peers(tmp_path):
     result = CliRunner().invoke(
         main, ["demo", "--database-url", f"sqlite:///{tmp_path / 'demo.db'}"], env={}
     )
 
     assert result.exit_code == 0, result.output
-    assert "every decision is as expected" in result.output
+    output = result.output
+    assert "every decision is as expected and the peers hold what was pushed" in output
+    # One vendor per contractor, bound in every system that knows it.
+    assert "-> 64 vendors with 184 bindings" in output
+    assert "Salesforce         56 Account records sent in 1 batch(es)" in output
+    assert "Blocked=Payment" in output and "DoNotDispatch=true" in output
+    assert "COI_Status__c=Expiring" in output
+    # The demo's secrets live in the environment only while it runs.
+    assert not [name for name in os.environ if name.startswith("COI_DEMO_")]

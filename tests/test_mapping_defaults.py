@@ -387,6 +387,119 @@ def test_dispatch_work_order_in_other_shapes():
     assert "Status is str, not an object" in [e["message"] for e in outcome.errors]
 
 
+# --- dispatch providers -------------------------------------------------------------------------
+
+#: A provider as the dispatch system serves it (GET /v3/providers, the sandbox's shape).
+PROVIDER = {
+    "Id": "P-1042",
+    "Name": " Keystone Plumbing Services L.L.C. ",
+    "Email": "Dispatch@KeystoneServices1042.example.com",
+    "Trades": ["PLUMBING", "GENERAL MAINTENANCE", "Backflow Testing"],
+    "Region": "US-East",
+    "Locations": [2006012, 2006031],
+    "Status": "Active",
+    "UpdatedAt": "2026-11-27T16:35:00.000Z",
+    "DoNotDispatch": False,
+    "ComplianceNote": None,
+    "ComplianceScore": None,
+}
+
+
+def test_dispatch_provider_in():
+    mapping = compiled("dispatch_provider_in")
+    outcome = mapping.apply(PROVIDER)
+    assert outcome.ok, outcome.errors
+    assert outcome.values == {
+        "external_id": "P-1042",
+        "name": "Keystone Plumbing Services L.L.C.",
+        "email": "dispatch@keystoneservices1042.example.com",
+        "work_types": ["plumbing", "general", "backflow_testing"],
+        "regions": ["us-east"],
+        "active": True,
+    }
+    as_vendor_body(outcome.values, "dispatch")
+    # Inactive deactivates; without a Region the location ids are the regions.
+    inactive = dict(PROVIDER, Status="Inactive", Region=None, Trades=["HVAC"])
+    outcome = mapping.apply(inactive)
+    assert outcome.ok, outcome.errors
+    assert outcome.values["active"] is False
+    assert outcome.values["regions"] == ["2006012", "2006031"]
+    assert outcome.values["work_types"] == ["hvac"]
+    bare = {"Id": 1043, "Name": "Bare Provider Inc.", "Trades": [], "Locations": []}
+    assert mapping.apply(bare).values == {
+        "external_id": "1043",
+        "name": "Bare Provider Inc.",
+        "work_types": [],
+        "regions": [],
+        "active": True,
+    }
+
+
+def test_dispatch_provider_in_bad_records():
+    mapping = compiled("dispatch_provider_in")
+    broken = dict(PROVIDER, Id=None, Name="  ", Status="Suspended", Trades=[{"Code": "HVAC"}])
+    outcome = mapping.apply(broken)
+    assert {e["rule"] for e in outcome.errors} == {"external_id", "name", "work_types", "active"}
+    assert any("'Suspended' is not in the lookup table" in e["message"] for e in outcome.errors)
+
+
+def test_dispatch_provider_in_maps_every_sandbox_provider():
+    from sandbox.dispatch import TRADES, DispatchSandbox
+
+    known = {"general maintenance": "general"}
+    for provider in DispatchSandbox().seed_providers(40, seed=7):
+        outcome = compiled("dispatch_provider_in").apply(provider)
+        assert outcome.ok, (provider, outcome.errors)
+        values = outcome.values
+        assert values["external_id"] == provider["Id"]
+        assert values["regions"] == [provider["Region"]]
+        assert values["work_types"] == [
+            known.get(t.lower(), t.lower().replace(" ", "_")) for t in provider["Trades"]
+        ]
+        assert set(provider["Trades"]) <= set(TRADES)
+        assert values["active"] is (provider["Status"] == "Active")
+        as_vendor_body(values, "dispatch")
+
+
+def test_dispatch_provider_out():
+    mapping = compiled("dispatch_provider_out")
+    outcome = mapping.apply(compliance_record(RESULT))
+    assert outcome.ok, outcome.errors
+    assert outcome.values == {
+        "DoNotDispatch": True,
+        "ComplianceScore": 12,
+        "ComplianceNote": "Automobile liability expired on 2026-02-28.\n"
+        "General liability each occurrence is 500,000; 1,000,000 required.",
+    }
+    for status in ("compliant", "expiring"):
+        clean = dict(RESULT, status=status, score=88, deficiencies=[])
+        assert mapping.apply(compliance_record(clean)).values == {
+            "DoNotDispatch": False,
+            "ComplianceScore": 88,
+            "ComplianceNote": None,
+        }
+    wordy = dict(RESULT, deficiencies=[{"code": "expired", "message": "x" * 5000}])
+    assert len(mapping.apply(compliance_record(wordy)).values["ComplianceNote"]) == 4000
+
+
+def test_dispatch_provider_out_is_accepted_by_the_sandbox_patch():
+    from sandbox.dispatch import DispatchSandbox
+
+    peer = DispatchSandbox()
+    provider_id = peer.seed_providers(1)[0]["Id"]
+    client = peer.app.test_client()
+    headers = {"Authorization": f"Bearer {peer.issue_token()}"}
+    mapping = compiled("dispatch_provider_out")
+    wordy = dict(RESULT, deficiencies=[{"code": "expired", "message": "x" * 5000}])
+    clean = dict(RESULT, status="compliant", score=91, deficiencies=[])
+    for result in (RESULT, wordy, clean):
+        fields = jsonable(mapping.apply(compliance_record(result)).values)
+        answer = client.patch(f"/v3/providers/{provider_id}", json=fields, headers=headers)
+        assert answer.status_code == 200, answer.get_json()
+        assert {k: peer.provider(provider_id)[k] for k in fields} == fields
+    assert peer.provider(provider_id)["DoNotDispatch"] is False
+
+
 # --- CSV ----------------------------------------------------------------------------------------
 
 

@@ -462,7 +462,7 @@ class _Generator:
             "external_refs": [
                 {"system": "salesforce", "external_id": self._unique(self._refs, self._sf_id)},
                 {"system": "bc", "external_id": f"V{10010 + 10 * n}"},
-                {"system": "dispatch", "external_id": f"CTR-{4101 + 7 * n}"},
+                {"system": "dispatch", "external_id": f"P-{1001 + n}"},
             ],
         }
 
@@ -470,8 +470,11 @@ class _Generator:
         return f"{self.rng.choice(_EIN_PREFIXES)}-{self.rng.randint(1_000_000, 9_999_999)}"
 
     def _sf_id(self) -> str:
+        """An 18-character Account id, as Salesforce gives them: 15 case-sensitive characters
+        and the 3 that encode their case (so the Salesforce stand-in accepts it)."""
         alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-        return "0018c00002" + "".join(self.rng.choice(alphabet) for _ in range(8))
+        drawn = "".join(self.rng.choice(alphabet) for _ in range(8))
+        return _salesforce_id18("0018c00002" + drawn[:5])
 
     def _unique(self, seen: set[str], draw: Any) -> str:
         while True:
@@ -858,7 +861,7 @@ class _Generator:
             (
                 body(
                     208361,
-                    {"system": "dispatch", "external_id": "CTR-99999"},
+                    {"system": "dispatch", "external_id": "P-99999"},
                     "electrical",
                     "us-east",
                     2,
@@ -886,6 +889,15 @@ class _Generator:
             (order, {"work_order": order["work_order"]["external_id"], "intent": i, "why": why})
             for order, i, why in orders
         ]
+
+
+def _salesforce_id18(id15: str) -> str:
+    """Append the case-encoding suffix: per 5-character chunk, a bit per upper-case letter."""
+    suffix = ""
+    for start in (0, 5, 10):
+        bits = sum(1 << i for i, ch in enumerate(id15[start : start + 5]) if "A" <= ch <= "Z")
+        suffix += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits]
+    return id15 + suffix
 
 
 def _rank(rating: str) -> int:

@@ -1,28 +1,59 @@
-"""`coi demo`: the end-to-end run on the embedded default, through the real HTTP API in-process.
+"""`coi demo`: the end-to-end run on the embedded default, through the real HTTP API in-process,
+against the peer systems' stand-ins on real sockets.
 
-It loads the bundled sample network (requirement sets, insurer ratings, vendors with ACORD 25
-shaped certificates, cancellation notices), lets the connector evaluate it, prints where the
-network stands, then gates the sample work orders and prints each decision with its reasons and
-alternatives. It exits non-zero when any call fails or a decision differs from what the sample
-work order is meant to show, so the demo doubles as a smoke test.
+It starts the Salesforce, Business Central and dispatch stand-ins (see `connector.demo.peers`),
+seeded with the contractors of the bundled sample network, and then does what an admin and the
+integrations would: adds the three connections (secrets in environment variables, compliance
+pushed back to every peer, Business Central blocking payments), puts the requirement sets and
+insurer ratings, pulls the vendors in from each peer — the same contractor seen in several
+systems becomes one vendor with a binding per system — records the certificates and
+cancellation notices, prints where the network stands, gates the sample work orders, delivers
+the outbox to each peer and prints the compliance fields as the peers now hold them.
+
+It exits non-zero when any call fails, a decision differs from what the sample work order is
+meant to show, or a peer does not hold what was pushed, so the demo doubles as a smoke test.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Callable
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from adapters.base import AdapterError
 from connector.api.auth import create_token
 from connector.app import create_app, runtime
 from connector.config import Settings
-from connector.demo.network import sample_network
+from connector.demo.network import SampleNetwork, sample_network
+from connector.demo.peers import (
+    BC,
+    DISPATCH,
+    LABELS,
+    OBJECTS,
+    SALESFORCE,
+    SYNC_ORDER,
+    DemoPeers,
+    ref,
+)
+from connector.errors import APIError
 from connector.services.context import Context
 from connector.services.insurers import import_rows, parse_csv
+from connector.services.outbox import deliver
 from connector.services.reports import print_summary
+from connector.services.sync import run_sync
+from connector.storage import models as m
 from connector.storage.db import make_engine, upgrade_if_empty
+
+#: How many vendors the closing table shows (the work orders' vendors come first).
+SHOWN_VENDORS = 6
+_SF_STATUS = {"compliant": "Compliant", "expiring": "Expiring", "non_compliant": "Non-compliant"}
 
 
 class DemoFailed(Exception):
@@ -30,83 +61,345 @@ class DemoFailed(Exception):
 
 
 def run_demo(database_url: str | None, as_of: date, echo: Callable[[str], None]) -> int:
+    started = time.monotonic()
     if database_url is None:
         database_url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='coi-demo-')) / 'coi.db'}"
     echo(f"coi demo on {database_url} as of {as_of.isoformat()}")
     engine = make_engine(database_url)
     upgrade_if_empty(engine)
     app = create_app(Settings(database_url=database_url), engine=engine)
-    rt = runtime(app)
+    network = sample_network(as_of)
+    peers = DemoPeers(network, as_of)
     try:
-        _load(app, rt, as_of, echo)
-        with rt.sessions() as session:
-            print_summary(session, echo)
-        mismatches = _gate(app, as_of, echo)
+        with peers.running(), _environment(peers.environment()):
+            demo = _Demo(app, network, peers, as_of, echo)
+            demo.configure()
+            demo.sync()
+            demo.load()
+            with demo.rt.sessions() as session:
+                print_summary(session, echo)
+            mismatches = demo.gate()
+            demo.push()
+            differences = demo.show_peers()
     except DemoFailed as err:
-        echo(f"demo failed: {err}")
+        echo(f"\ndemo failed: {err}")
+        return 1
+    except (AdapterError, APIError) as err:
+        echo(f"\ndemo failed: {type(err).__name__}: {err}")
         return 1
     if mismatches:
-        echo(f"{mismatches} gate decision(s) differ from what the sample meant to show")
+        echo(f"\n{mismatches} gate decision(s) differ from what the sample meant to show")
+    if differences:
+        echo(f"\n{differences} peer record(s) do not hold the compliance the connector pushed")
+    if mismatches or differences:
         return 1
-    echo("\ndemo finished: every call succeeded and every decision is as expected")
+    echo(
+        f"\ndemo finished in {time.monotonic() - started:.1f} s: every call succeeded, "
+        "every decision is as expected and the peers hold what was pushed"
+    )
     return 0
 
 
-def _load(app, rt, as_of: date, echo) -> None:
-    network = sample_network(as_of)
-    session = rt.sessions()
-    with session.begin():
-        token = create_token(session, "demo", "admin")
-    app.config["DEMO_TOKEN"] = token
-    client = app.test_client()
-    for key, body in network.requirement_sets:
-        _call(client, token, "PUT", f"/api/v1/requirement-sets/{key}", body)
-    with resources.files("connector.demo").joinpath("insurers.csv").open() as csv_file:
-        rows = parse_csv(csv_file)
-    import_rows(Context(rt.sessions(), rt.jobs, "demo", as_of), rows)
-    for entry in network.vendors:
-        vendor = _call(client, token, "POST", "/api/v1/vendors", entry["vendor"])
-        for certificate in entry["certificates"]:
-            _call(
-                client, token, "POST", f"/api/v1/vendors/{vendor['id']}/certificates", certificate
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration (the connections' `*_env` secrets)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class _Demo:
+    def __init__(self, app, network: SampleNetwork, peers: DemoPeers, as_of: date, echo):
+        self.app = app
+        self.rt = runtime(app)
+        self.network = network
+        self.peers = peers
+        self.as_of = as_of
+        self.echo = echo
+        self.client = app.test_client()
+        session = self.rt.sessions()
+        with session.begin():
+            self.token = create_token(session, "demo", "admin")
+        session.close()
+        #: (system, external id) -> vendor id, once the peers are synced.
+        self.vendor_ids: dict[tuple[str, str], int] = {}
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def configure(self) -> None:
+        counts = self.peers.counts()
+        self.echo("\npeers started")
+        for name, (url, speaks) in self.peers.describe().items():
+            self.echo(
+                f"  {LABELS[name]:<17} {url:<24} {counts[name]:>3} {OBJECTS[name]} records, "
+                + speaks
             )
-    for notice in network.cancellation_notices:
-        _call(client, token, "POST", "/api/v1/cancellation-notices", notice)
-    echo(
-        f"loaded {len(network.requirement_sets)} requirement set versions, "
-        f"{len(rows)} insurers, {len(network.vendors)} vendors, "
-        f"{sum(len(e['certificates']) for e in network.vendors)} certificates, "
-        f"{len(network.cancellation_notices)} cancellation notices"
-    )
-
-
-def _gate(app, as_of: date, echo) -> int:
-    network = sample_network(as_of)
-    client = app.test_client()
-    token = app.config["DEMO_TOKEN"]
-    mismatches = 0
-    echo("\ngate decisions")
-    for body, intent in zip(network.work_orders, network.work_order_intents, strict=True):
-        decision = _call(client, token, "POST", "/api/v1/gate", body)
-        ok = decision["decision"] == intent["intent"]
-        mismatches += not ok
-        echo(
-            f"\n{body['work_order']['external_id']} {body['work_type']}/{body['region']} "
-            f"{body['scheduled_start']}..{body['scheduled_end']}: {decision['decision'].upper()}"
-            f" (vendor {decision['vendor_id']}, {decision['status']}, score {decision['score']})"
-            + ("" if ok else f"  <-- expected {intent['intent']}: {intent['why']}")
+        for key, body in self.network.requirement_sets:
+            self.call("PUT", f"/api/v1/requirement-sets/{key}", body)
+        with resources.files("connector.demo").joinpath("insurers.csv").open() as csv_file:
+            rows = parse_csv(csv_file)
+        import_rows(Context(self.rt.sessions(), self.rt.jobs, "demo", self.as_of), rows)
+        for body in self.peers.connections():
+            self.call("POST", "/api/v1/connections", body)
+        self.echo(
+            f"\nput {len(self.network.requirement_sets)} requirement set versions and "
+            f"{len(rows)} insurer ratings\n"
+            f"added connections {', '.join(SYNC_ORDER)}: secrets in environment variables, "
+            "compliance pushed back, bc blocking payments"
         )
-        for reason in decision["reasons"]:
-            echo(f"    reason: {reason['code']}: {reason['message']}")
-        for alt in decision["alternatives"][:3]:
-            echo(f"    alternative: {alt['name']} ({alt['status']}, score {alt['score']})")
-    return mismatches
+
+    # -- sync in -------------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        self.echo("\nsynced vendors in")
+        for name in SYNC_ORDER:
+            run_id = run_sync(self.rt.sessions, self.rt.jobs, name, OBJECTS[name], full=True)
+            with self.rt.sessions() as session:
+                run = session.get(m.SyncRun, run_id)
+                status, counts, errors = run.status, dict(run.counts), list(run.errors)
+            if status != "succeeded":
+                raise DemoFailed(f"the {name} sync {status}: {errors[:3]}")
+            skipped = counts["seen"] - sum(
+                counts[k] for k in ("created", "merged", "updated", "deactivated", "rejected")
+            )
+            parts = [f"{counts['created']} created", f"{counts['merged']} merged"]
+            if counts["updated"]:
+                parts.append(f"{counts['updated']} updated")
+            if skipped:
+                parts.append(f"{skipped} skipped (blocked or inactive)")
+            self.echo(
+                f"  {LABELS[name]:<17} {counts['seen']:>3} {OBJECTS[name]} records seen: "
+                + ", ".join(parts)
+            )
+        vendors = self.list_vendors()
+        for vendor in vendors:
+            for binding in vendor["external_refs"]:
+                self.vendor_ids[(binding["system"], binding["external_id"])] = vendor["id"]
+        systems = Counter(len({r["system"] for r in v["external_refs"]}) for v in vendors)
+        bindings = sum(len(v["external_refs"]) for v in vendors)
+        self.echo(
+            f"  -> {len(vendors)} vendors with {bindings} bindings: "
+            + ", ".join(
+                f"{n} known to {_count_word(k)}" for k, n in sorted(systems.items(), reverse=True)
+            )
+        )
+        if len(vendors) != len(self.network.vendors):
+            raise DemoFailed(
+                f"the sync made {len(vendors)} vendors of {len(self.network.vendors)} contractors"
+            )
+        for entry in self.network.vendors:
+            self.vendor_id(entry["vendor"])
+
+    def vendor_id(self, vendor: dict[str, Any]) -> int:
+        """The one vendor the sync made of a contractor (found by its refs in every peer)."""
+        found = {
+            self.vendor_ids[(r["system"], r["external_id"])]
+            for r in vendor["external_refs"]
+            if (r["system"], r["external_id"]) in self.vendor_ids
+        }
+        if len(found) != 1:
+            raise DemoFailed(f"{vendor['name']} became {len(found)} vendors after the sync")
+        return found.pop()
+
+    def list_vendors(self) -> list[dict[str, Any]]:
+        items, page = [], 1
+        while True:
+            body = self.call("GET", f"/api/v1/vendors?page={page}&per_page=100")
+            items.extend(body["items"])
+            if len(items) >= body["total"] or not body["items"]:
+                return items
+            page += 1
+
+    # -- certificates --------------------------------------------------------------------------
+
+    def load(self) -> None:
+        certificates = 0
+        for entry in self.network.vendors:
+            vendor_id = self.vendor_id(entry["vendor"])
+            for certificate in entry["certificates"]:
+                self.call("POST", f"/api/v1/vendors/{vendor_id}/certificates", certificate)
+                certificates += 1
+        for notice in self.network.cancellation_notices:
+            self.call("POST", "/api/v1/cancellation-notices", notice)
+        self.echo(
+            f"\nrecorded {certificates} certificates and "
+            f"{len(self.network.cancellation_notices)} cancellation notices, evaluated"
+        )
+
+    # -- gate ----------------------------------------------------------------------------------
+
+    def gate(self) -> int:
+        mismatches = 0
+        self.echo("\ngate decisions")
+        for body, intent in zip(
+            self.network.work_orders, self.network.work_order_intents, strict=True
+        ):
+            decision = self.call("POST", "/api/v1/gate", body)
+            named = f"{body['vendor']['system']} {body['vendor']['external_id']}"
+            ok = decision["decision"] == intent["intent"]
+            mismatches += not ok
+            self.echo(
+                f"\n{body['work_order']['external_id']} {body['work_type']}/{body['region']} "
+                f"{body['scheduled_start']}..{body['scheduled_end']}, {named}: "
+                f"{decision['decision'].upper()}"
+                f" (vendor {decision['vendor_id']}, {decision['status']}, "
+                f"score {decision['score']})"
+                + ("" if ok else f"  <-- expected {intent['intent']}: {intent['why']}")
+            )
+            for reason in decision["reasons"]:
+                self.echo(f"    reason: {reason['code']}: {reason['message']}")
+            for alt in decision["alternatives"][:3]:
+                self.echo(f"    alternative: {alt['name']} ({alt['status']}, score {alt['score']})")
+        return mismatches
+
+    # -- push ----------------------------------------------------------------------------------
+
+    def push(self) -> None:
+        self.echo("\npushed compliance back")
+        for name in SYNC_ORDER[::-1]:
+            before = self.peers.calls()[name]
+            counts = deliver(self.rt.sessions, name)
+            made = self.peers.calls()[name] - before
+            detail = ", ".join(f"{endpoint} {n}" for endpoint, n in sorted(made.items()))
+            self.echo(
+                f"  {LABELS[name]:<17} {counts['sent']:>3} {OBJECTS[name]} records sent "
+                f"in {counts['calls']} batch(es): {made.total()} API calls ({detail})"
+            )
+            if counts["failed"] or counts["retry"]:
+                raise DemoFailed(
+                    f"the push to {name} left {counts['failed']} failed and "
+                    f"{counts['retry']} retrying record(s)"
+                )
+
+    # -- the peers now -------------------------------------------------------------------------
+
+    def show_peers(self) -> int:
+        """Print a few vendors' compliance fields as the peers hold them; check all of them."""
+        vendors = {v["id"]: v for v in self.list_vendors()}
+        differences = 0
+        for entry in self.network.vendors:
+            vendor = vendors[self.vendor_id(entry["vendor"])]
+            differences += len(self.peer_differences(entry["vendor"], vendor))
+        self.echo("\ncompliance fields as the peers now hold them")
+        for contractor in self.shown():
+            vendor = vendors[self.vendor_id(contractor)]
+            self.echo(
+                f"\n{vendor['name']} (vendor {vendor['id']}: {vendor['status']}, "
+                f"score {vendor['score']})"
+            )
+            account_id = ref(contractor, SALESFORCE)
+            account = self.peers.salesforce_fields(account_id)
+            if account is None:
+                self.echo(f"    {'Salesforce':<17} {account_id}  (not in Salesforce)")
+            else:
+                self.echo(
+                    f"    {'Salesforce':<17} {account_id}  "
+                    + _fields(
+                        account,
+                        "COI_Status__c",
+                        "COI_Score__c",
+                        "COI_Expires__c",
+                        "Is_Insurance_Compliant__c",
+                    )
+                )
+            number = ref(contractor, BC)
+            self.echo(
+                f"    {'Business Central':<17} {number}  "
+                + _fields(self.peers.bc_fields(number), "Blocked")
+            )
+            provider_id = ref(contractor, DISPATCH)
+            self.echo(
+                f"    {'dispatch':<17} {provider_id}  "
+                + _fields(
+                    self.peers.dispatch_fields(provider_id), "DoNotDispatch", "ComplianceScore"
+                )
+            )
+            for problem in self.peer_differences(contractor, vendor):
+                self.echo(f"    <-- {problem}")
+        return differences
+
+    def shown(self) -> list[dict[str, Any]]:
+        """One work-order vendor per scenario (allow, warn, expired, cancelled, expiring), then
+        one that Salesforce does not know."""
+        by_ref = {
+            (r["system"], r["external_id"]): entry
+            for entry in self.network.vendors
+            for r in entry["vendor"]["external_refs"]
+        }
+        chosen: dict[str, dict[str, Any]] = {}
+        for order in self.network.work_orders:
+            entry = by_ref.get((order["vendor"]["system"], order["vendor"]["external_id"]))
+            if entry is not None:
+                chosen.setdefault(entry["scenario"], entry["vendor"])
+        shown = list(chosen.values())[: SHOWN_VENDORS - 1]
+        shown += [
+            entry["vendor"]
+            for entry in self.network.vendors
+            if ref(entry["vendor"], SALESFORCE) in self.peers.not_in_salesforce
+        ][:1]
+        return shown
+
+    def peer_differences(self, contractor: dict[str, Any], vendor: dict[str, Any]) -> list[str]:
+        """What a peer holds that differs from the vendor's compliance."""
+        status, score = vendor["status"], vendor["score"]
+        blocked = status == "non_compliant"
+        expected: list[tuple[str, dict | None, str, Any]] = []
+        account_id = ref(contractor, SALESFORCE)
+        if account_id not in self.peers.not_in_salesforce:
+            account = self.peers.salesforce_fields(account_id)
+            expected += [
+                (SALESFORCE, account, "COI_Status__c", _SF_STATUS.get(status)),
+                (SALESFORCE, account, "COI_Score__c", score),
+                (SALESFORCE, account, "COI_Expires__c", vendor["expires_on"]),
+                (SALESFORCE, account, "Is_Insurance_Compliant__c", not blocked),
+            ]
+        card = self.peers.bc_fields(ref(contractor, BC))
+        expected.append((BC, card, "Blocked", "Payment" if blocked else "_blank_"))
+        provider = self.peers.dispatch_fields(ref(contractor, DISPATCH))
+        expected += [
+            (DISPATCH, provider, "DoNotDispatch", blocked),
+            (DISPATCH, provider, "ComplianceScore", score),
+        ]
+        return [
+            f"{name} {field} is {None if record is None else record.get(field)!r}, "
+            f"expected {want!r}"
+            for name, record, field, want in expected
+            if record is None or record.get(field) != want
+        ]
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        response = self.client.open(
+            path, method=method, json=body, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        if response.status_code >= 300:
+            raise DemoFailed(
+                f"{method} {path} answered {response.status_code}: {response.get_json()}"
+            )
+        return response.get_json()
 
 
-def _call(client, token: str, method: str, path: str, body: dict) -> dict:
-    response = client.open(
-        path, method=method, json=body, headers={"Authorization": f"Bearer {token}"}
-    )
-    if response.status_code >= 300:
-        raise DemoFailed(f"{method} {path} answered {response.status_code}: {response.get_json()}")
-    return response.get_json()
+def _fields(record: dict[str, Any] | None, *names: str) -> str:
+    if record is None:
+        return "(record not found)"
+    return "  ".join(f"{name}={_show(record.get(name))}" for name in names)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "-" if value is None else str(value)
+
+
+def _count_word(n: int) -> str:
+    return {1: "one system", 2: "two systems", 3: "three systems"}.get(n, f"{n} systems")

@@ -7,6 +7,7 @@ looks like a secret given in plain text is refused before it is stored.
 from __future__ import annotations
 
 import importlib
+from functools import cache
 from typing import Any
 
 from sqlalchemy import select
@@ -122,8 +123,14 @@ def mapping_for(
                 "mapping_missing",
                 f"no {direction} mapping for {connection.name}/{canonical} and no default named",
             ) from None
-        return compile_mapping(default_spec(default), object=canonical, direction=direction)
+        return _default_mapping(default, canonical, direction)
     return mapping_versions.compiled(row)
+
+
+@cache
+def _default_mapping(name: str, canonical: str, direction: str) -> CompiledMapping:
+    """Shipped defaults never change while the process runs: compile each once."""
+    return compile_mapping(default_spec(name), object=canonical, direction=direction)
 
 
 def render(connection: m.Connection) -> dict[str, Any]:

@@ -176,11 +176,7 @@ def _apply_page(
         for b in session.scalars(
             select(m.Binding)
             .options(selectinload(m.Binding.vendor))
-            .where(
-                m.Binding.system == connection,
-                m.Binding.object == remote,
-                m.Binding.external_id.in_(ids),
-            )
+            .where(m.Binding.system == connection, m.Binding.external_id.in_(ids))
         )
     }
     touched: set[int] = set()
@@ -208,6 +204,9 @@ def _apply_page(
             continue
         if binding is not None:
             vendor = binding.vendor
+            # A vendor is known in a system by its id there; a binding made through the API
+            # (object "vendor") becomes this object's binding, so pushes reach it.
+            binding.object = remote
             counts["updated"] += 1
         else:
             vendor = _same_vendor(session, data)

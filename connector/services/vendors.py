@@ -85,20 +85,14 @@ def _bindings_for(session: Session, refs: list[dict[str, str]]) -> list[m.Bindin
         (m.Binding.system == r["system"]) & (m.Binding.external_id == r["external_id"])
         for r in refs
     ]
-    return list(
-        session.scalars(select(m.Binding).where(m.Binding.object == "vendor", or_(*clauses)))
-    )
+    return list(session.scalars(select(m.Binding).where(or_(*clauses))))
 
 
 def find_by_ref(session: Session, system: str, external_id: str) -> m.Vendor | None:
     return session.scalar(
         select(m.Vendor)
         .join(m.Binding, m.Binding.vendor_id == m.Vendor.id)
-        .where(
-            m.Binding.system == system,
-            m.Binding.object == "vendor",
-            m.Binding.external_id == external_id,
-        )
+        .where(m.Binding.system == system, m.Binding.external_id == external_id)
     )
 
 
