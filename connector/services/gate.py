@@ -161,22 +161,28 @@ def _alternatives(
         if requirement_set is None:
             return []
     r = m.ComplianceResult
+    # The vendors of the trade and region (two indexed sets intersected) are matched while the
+    # set's results are walked from the best score down, so the walk stops after a handful.
+    candidates = (
+        select(m.VendorWorkType.vendor_id)
+        .where(m.VendorWorkType.work_type == request["work_type"])
+        .intersect(
+            select(m.VendorRegion.vendor_id).where(m.VendorRegion.region == request["region"])
+        )
+    )
     stmt = (
         select(m.Vendor.id, m.Vendor.name, r.score, r.status)
         .join(r, r.vendor_id == m.Vendor.id)
-        .join(m.VendorWorkType, m.VendorWorkType.vendor_id == m.Vendor.id)
-        .join(m.VendorRegion, m.VendorRegion.vendor_id == m.Vendor.id)
         .where(
+            r.vendor_id.in_(candidates),
             r.requirement_set == requirement_set.key,
             r.set_version == requirement_set.version,
             r.status.in_(("compliant", "expiring")),
             r.as_of <= request["scheduled_start"],
             (r.stable_until.is_(None)) | (r.stable_until >= request["scheduled_end"]),
-            m.VendorWorkType.work_type == request["work_type"],
-            m.VendorRegion.region == request["region"],
             m.Vendor.active.is_(True),
         )
-        .order_by(r.score.desc(), m.Vendor.id)
+        .order_by(r.score.desc(), r.vendor_id.desc())
         .limit(ALTERNATIVES)
     )
     if exclude is not None:

@@ -79,7 +79,11 @@ class Binding(Base):
     """One remote record (connection/system, object, external id) bound to a local vendor."""
 
     __tablename__ = "bindings"
-    __table_args__ = (UniqueConstraint("system", "object", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("system", "object", "external_id"),
+        # Vendors are looked up by (system, external id) whatever the bound object.
+        Index("ix_bindings_ref", "system", "external_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     system: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -197,7 +201,8 @@ class ComplianceResult(Base):
     """Latest result per (vendor, requirement set); the gate and the alternatives read this."""
 
     __tablename__ = "compliance_results"
-    __table_args__ = (Index("ix_results_rank", "requirement_set", "status", "score"),)
+    # Alternatives walk this index from the best score down and stop after a handful.
+    __table_args__ = (Index("ix_results_rank", "requirement_set", "score", "vendor_id"),)
 
     vendor_id: Mapped[int] = mapped_column(
         ForeignKey("vendors.id", ondelete="CASCADE"), primary_key=True
