@@ -12,7 +12,13 @@ Run: `.venv/bin/python bench/gate.py [--vendors N] [--connections N] [--duration
 [--database-url URL] [--port N] [--client auto|wrk|python] [--server gunicorn|coi]`.
 The default database is a fresh SQLite file in a temp dir. A PostgreSQL URL such as
 `postgresql+psycopg://postgres@127.0.0.1:5432/coi_bench_gate` is created when it does not exist
-and dropped afterwards; an existing database is used only when it holds no vendors.
+and dropped afterwards; an existing database is used only when it holds no vendors. On
+PostgreSQL the script runs ANALYZE after loading (what autovacuum would soon do on a live
+database). The server runs without an access log unless `--server coi` (`coi serve`, which logs
+every request) is chosen.
+
+Each run prints, per target, how much of the machine other processes used while it was measured
+("other CPU"); on a shared 2-core box that is the first thing to check before trusting a figure.
 """
 
 from __future__ import annotations
