@@ -46,6 +46,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchdb import prepare_database
 from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -440,42 +441,6 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def prepare_database(url: str | None, stack: ExitStack) -> str:
-    """The URL to use; registers its cleanup (temp dir, or a database this run created)."""
-    if url is None:
-        folder = tempfile.mkdtemp(prefix="coi-bench-gate-")
-        stack.callback(shutil.rmtree, folder, ignore_errors=True)
-        return f"sqlite:///{folder}/coi.db"
-    parsed = make_url(url)
-    if not parsed.get_backend_name().startswith("postgresql"):
-        return url
-    name = parsed.database
-    if not name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise SystemExit(f"database name {name!r}: use letters, digits and underscores")
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            exists = conn.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
-            )
-            if not exists:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    if not exists:
-        stack.callback(_drop_database, parsed, name)
-    return url
-
-
-def _drop_database(parsed, name: str) -> None:
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 # -- server ----------------------------------------------------------------------------------
 
 
@@ -846,7 +811,7 @@ def main() -> None:
     busy_before = other_work()
     as_of = today()
     with ExitStack() as stack:
-        url = prepare_database(args.database_url, stack)
+        url = prepare_database(args.database_url, stack, "coi-bench-gate-")
         backend = make_url(url).get_backend_name()
         print(f"database: {backend} ({_safe_url(url)})", flush=True)
         token, bodies, timings = build_database(url, args.vendors, as_of)

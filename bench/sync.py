@@ -61,7 +61,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import ExitStack, suppress
@@ -70,12 +69,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchdb import prepare_database  # noqa: E402
 
 from adapters.salesforce import DEFAULT_FIELDS  # noqa: E402
 from connector.clock import today  # noqa: E402
@@ -389,44 +389,6 @@ def baseline_fetch(peer: Peer, page_size: int) -> tuple[float, int, int]:
 # -- database --------------------------------------------------------------------------------
 
 
-def prepare_database(url: str | None, stack: ExitStack) -> str:
-    """The URL to use; registers its cleanup (temp dir, or a database this run created)."""
-    if url is None:
-        folder = tempfile.mkdtemp(prefix="coi-bench-sync-")
-        stack.callback(shutil.rmtree, folder, ignore_errors=True)
-        return f"sqlite:///{folder}/coi.db"
-    parsed = make_url(url)
-    if not parsed.get_backend_name().startswith("postgresql"):
-        return url
-    if parsed.host not in (None, "127.0.0.1", "localhost"):
-        raise SystemExit("this benchmark only talks to 127.0.0.1")
-    name = parsed.database
-    if not name or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise SystemExit(f"database name {name!r}: use letters, digits and underscores")
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            exists = conn.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
-            )
-            if not exists:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        admin.dispose()
-    if not exists:
-        stack.callback(_drop_database, parsed, name)
-    return url
-
-
-def _drop_database(parsed, name: str) -> None:
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
 class Autoanalyze:
     """On a PostgreSQL server whose autovacuum is off, do what autovacuum's analyze would:
     refresh the planner's statistics once a minute (its default naptime) while the benchmark
@@ -636,7 +598,7 @@ def main() -> None:
     )
     began = time.perf_counter()
     with ExitStack() as stack:
-        url = prepare_database(args.database_url, stack)
+        url = prepare_database(args.database_url, stack, "coi-bench-sync-")
         engine = make_engine(url)
         stack.callback(engine.dispose)
         upgrade(engine)
