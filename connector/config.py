@@ -2,6 +2,8 @@
 
 Unset `COI_DATABASE_URL` means the embedded default: a SQLite file in the working directory.
 Unset `COI_REDIS_URL` means jobs run inline in the request that causes them.
+`COI_SECRET_KEY` (or a file named by `COI_SECRET_KEY_FILE`) signs embed links and encrypts the
+signing secrets of webhook subscriptions; the features that need it refuse to work without it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class Settings:
     redis_url: str | None = None
     max_body_bytes: int = 1024 * 1024
     queue_name: str = "coi"
+    secret_key: str | None = field(default=None, repr=False)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -28,4 +31,15 @@ class Settings:
             redis_url=env.get("COI_REDIS_URL") or None,
             max_body_bytes=int(env.get("COI_MAX_BODY_BYTES") or 1024 * 1024),
             queue_name=env.get("COI_QUEUE") or "coi",
+            secret_key=_secret_key(env),
         )
+
+
+def _secret_key(env) -> str | None:
+    if env.get("COI_SECRET_KEY"):
+        return env["COI_SECRET_KEY"]
+    path = env.get("COI_SECRET_KEY_FILE")
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    return None
