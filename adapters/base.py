@@ -73,6 +73,9 @@ class Page:
 
     records: list[RemoteRecord] = field(default_factory=list)
     bookmark: str | None = None
+    #: How many records the whole read will yield, when the remote says (e.g. Salesforce's
+    #: `totalSize`); None when it does not.
+    total: int | None = None
 
 
 def secret(settings: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:

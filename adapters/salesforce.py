@@ -374,13 +374,15 @@ class SalesforceAdapter(Adapter):
             lambda sf: sf.query(soql, include_deleted=self.include_deleted, headers=headers),
         )
         bookmark = since
+        total = result.get("totalSize")
+        total = total if isinstance(total, int) and not isinstance(total, bool) else None
         while True:
             records = [self._remote(object, raw) for raw in result.get("records") or ()]
             next_url = None if result.get("done", True) else result.get("nextRecordsUrl")
             result = None
             if records:
                 bookmark = records[-1].watermark or bookmark
-                yield Page(records=records, bookmark=bookmark)
+                yield Page(records=records, bookmark=bookmark, total=total)
             del records
             if not next_url:
                 return

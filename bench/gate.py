@@ -450,8 +450,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(url: str, port: int, server: str, stack: ExitStack) -> subprocess.Popen:
-    env = {**os.environ, "COI_DATABASE_URL": url}
+def start_server(
+    url: str, port: int, server: str, stack: ExitStack, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    env = {**os.environ, **(extra_env or {}), "COI_DATABASE_URL": url}
     env.pop("COI_REDIS_URL", None)  # the gate queues nothing; keep the run self-contained
     if server == "coi":
         argv = [str(Path(sys.executable).parent / "coi"), "serve", "--workers", "2"]
@@ -782,8 +784,8 @@ def _percentile(ordered: list[float], q: float) -> float:
 # -- main ------------------------------------------------------------------------------------
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--vendors", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=int, default=10, help="seconds per target")
@@ -796,7 +798,40 @@ def main() -> None:
         default="gunicorn",
         help="gunicorn -w 2 without access log (default) or `coi serve --workers 2`",
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+class Run:
+    """What a benchmark adds to the shared run: its setup on the loaded database, the requests
+    it measures beside `/healthz`, and its targets."""
+
+    name = "/api/v1/gate"
+    ratio_goal = TARGET_RATIO
+    p99_goal = TARGET_P99_MS
+    server_env: dict[str, str] = {}
+
+    def __init__(self, token: str, bodies: list[dict]):
+        self.token, self.bodies = token, bodies
+
+    def prepare(self, url: str) -> None:
+        """Anything the target needs in the database before the server starts."""
+
+    def warm(self, port: int) -> str:
+        """Send every body once (also a warm-up); returns what to print about them."""
+        mix = decision_mix(port, self.token, self.bodies)
+        return f"gate bodies: {len(self.bodies)} rotated (each sent once first): " + ", ".join(
+            f"{k} {v}" for k, v in sorted(mix.items())
+        )
+
+    def requests(self, seconds: float) -> list[Request]:
+        """The requests to rotate for a measurement of `seconds`."""
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+        return [("POST", "/api/v1/gate", json.dumps(b).encode(), headers) for b in self.bodies]
+
+
+def run_benchmark(args: argparse.Namespace, make_run, prefix: str) -> None:
+    """The shared run: load the database, start the server, measure `/healthz` and the target
+    with the same load generator, print the figures and the ratio."""
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
@@ -811,10 +846,12 @@ def main() -> None:
     busy_before = other_work()
     as_of = today()
     with ExitStack() as stack:
-        url = prepare_database(args.database_url, stack, "coi-bench-gate-")
+        url = prepare_database(args.database_url, stack, prefix)
         backend = make_url(url).get_backend_name()
         print(f"database: {backend} ({_safe_url(url)})", flush=True)
         token, bodies, timings = build_database(url, args.vendors, as_of)
+        run: Run = make_run(token, bodies)
+        run.prepare(url)
         counts = timings.pop("counts")
         setup_seconds = time.perf_counter() - started
         print(
@@ -828,28 +865,15 @@ def main() -> None:
 
         port = args.port or free_port()
         began = time.perf_counter()
-        server = start_server(url, port, args.server, stack)
+        server = start_server(url, port, args.server, stack, run.server_env)
         print(
             f"server: {args.server} with 2 sync workers on 127.0.0.1:{port} "
             f"(up in {time.perf_counter() - began:.1f} s)",
             flush=True,
         )
+        print(run.warm(port), flush=True)
 
-        mix = decision_mix(port, token, bodies)
-        print(
-            f"gate bodies: {len(bodies)} rotated (each sent once first): "
-            + ", ".join(f"{k} {v}" for k, v in sorted(mix.items()))
-        )
-
-        gate_headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-        targets: list[tuple[str, list[Request]]] = [
-            ("/healthz", [("GET", "/healthz", None, {})]),
-            (
-                "/api/v1/gate",
-                [("POST", "/api/v1/gate", json.dumps(b).encode(), gate_headers) for b in bodies],
-            ),
-        ]
-        folder = tempfile.mkdtemp(prefix="coi-bench-gate-wrk-")
+        folder = tempfile.mkdtemp(prefix=f"{prefix}wrk-")
         stack.callback(shutil.rmtree, folder, ignore_errors=True)
         client_pids: list[int] = []
         if client == "wrk":
@@ -888,51 +912,66 @@ def main() -> None:
             stack.callback(pg.dispose)
         meter = CpuMeter(server.pid, lambda: client_pids, pg)
         results = {}
-        for name, requests in targets:
-            drive(requests, WARMUP_SECONDS)
-            with meter:
-                results[name] = drive(requests, args.duration)
-            results[name]["other"] = meter.other
-
-        print()
-        print(
-            f"{'target':<14} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-            f"{'other CPU':>10}"
-        )
-        for name, r in results.items():
-            other = "n/a" if r["other"] is None else f"{r['other']:.0%}"
-            print(
-                f"{name:<14} {r['rps']:>11.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
-                f"{r['errors']:>7} {other:>10}"
-            )
-        print(
-            "(other CPU: share of the machine used by processes that are not this benchmark's "
-            "server, database backends or load generator during the measurement)"
-        )
-        gate, health = results["/api/v1/gate"], results["/healthz"]
-        ratio = gate["rps"] / health["rps"] if health["rps"] else math.nan
-        print()
-        ratio_ok = ratio >= TARGET_RATIO
-        print(
-            f"gate / healthz throughput: {ratio:.1%} (target >= {TARGET_RATIO:.0%}: "
-            + (
-                "met"
-                if ratio_ok
-                else f"missed by {100 * (TARGET_RATIO - ratio):.1f} percentage points"
-            )
-            + ")"
-        )
-        p99_ok = gate["p99"] <= TARGET_P99_MS
-        print(
-            f"gate p99: {gate['p99']:.1f} ms at {args.connections} connections (target <= "
-            f"{TARGET_P99_MS:.0f} ms: "
-            + ("met" if p99_ok else f"missed by {gate['p99'] - TARGET_P99_MS:.1f} ms")
-            + ")"
-        )
+        for name in ("/healthz", run.name):
+            for seconds, measured in ((WARMUP_SECONDS, False), (args.duration, True)):
+                requests = (
+                    [("GET", "/healthz", None, {})] if name == "/healthz" else run.requests(seconds)
+                )
+                if not measured:
+                    drive(requests, seconds)
+                    continue
+                with meter:
+                    results[name] = drive(requests, seconds)
+                results[name]["other"] = meter.other
+        report(results, run, args.connections)
         print(
             f"machine: {os.cpu_count()} cores, {busy_before} before the run (other work on the "
             f"box skews the figures); total run time {time.perf_counter() - started:.0f} s"
         )
+
+
+def report(results: dict[str, dict], run: Run, connections: int) -> None:
+    print()
+    print(
+        f"{'target':<26} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+        f"{'other CPU':>10}"
+    )
+    for name, r in results.items():
+        other = "n/a" if r["other"] is None else f"{r['other']:.0%}"
+        print(
+            f"{name:<26} {r['rps']:>11.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+            f"{r['errors']:>7} {other:>10}"
+        )
+    print(
+        "(other CPU: share of the machine used by processes that are not this benchmark's "
+        "server, database backends or load generator during the measurement)"
+    )
+    target, health = results[run.name], results["/healthz"]
+    ratio = target["rps"] / health["rps"] if health["rps"] else math.nan
+    print()
+    print(
+        f"{run.name} / healthz throughput: {ratio:.1%} (target >= {run.ratio_goal:.0%}: "
+        + (
+            "met"
+            if ratio >= run.ratio_goal
+            else f"missed by {100 * (run.ratio_goal - ratio):.1f} percentage points"
+        )
+        + ")"
+    )
+    print(
+        f"{run.name} p99: {target['p99']:.1f} ms at {connections} connections (target <= "
+        f"{run.p99_goal:.0f} ms: "
+        + (
+            "met"
+            if target["p99"] <= run.p99_goal
+            else f"missed by {target['p99'] - run.p99_goal:.1f} ms"
+        )
+        + ")"
+    )
+
+
+def main() -> None:
+    run_benchmark(parse_args(__doc__.split("\n\n")[0]), Run, "coi-bench-gate-")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.config import Settings
 from connector.jobs import Jobs
+from connector.services.write_behind import WriteBehind
 from connector.storage.db import make_engine, make_sessionmaker
+from connector.storage.snapshots import Snapshots
 
 
 @dataclass
@@ -22,6 +24,9 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     jobs: Jobs
+    snapshots: Snapshots
+    #: Where hot paths queue what they store (None: stored in the request).
+    write_behind: WriteBehind | None
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
@@ -31,7 +36,19 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
-    app.extensions["coi"] = Runtime(settings, engine, sessions, Jobs(settings, sessions))
+    write_behind = (
+        WriteBehind(sessions, interval=settings.write_behind_ms / 1000)
+        if settings.write_behind_ms > 0
+        else None
+    )
+    app.extensions["coi"] = Runtime(
+        settings,
+        engine,
+        sessions,
+        Jobs(settings, sessions),
+        Snapshots(settings.snapshot_seconds),
+        write_behind,
+    )
 
     from connector.api import register_blueprints
     from connector.api.errors import register_error_handlers

@@ -1,4 +1,4 @@
-"""The `coi` command line: serve, db, token, insurers, evaluate, demo."""
+"""The `coi` command line: serve, db, token, webhooks, insurers, evaluate, demo."""
 
 from __future__ import annotations
 
@@ -172,6 +172,7 @@ def connection_remove(name: str) -> None:
 @click.option("--full", is_flag=True, help="Read everything, not only changes since last time.")
 def sync(name: str, remote_object: str, full: bool) -> None:
     """Pull one object of a connection now (inline), then push pending compliance fields."""
+    from adapters.base import AdapterError
     from connector.services.outbox import deliver
     from connector.services.sync import run_sync
 
@@ -181,16 +182,96 @@ def sync(name: str, remote_object: str, full: bool) -> None:
     sessions = make_sessionmaker(engine)
     jobs = Jobs(Settings(database_url=settings.database_url), sessions)
 
+    shown = {"width": 0}
+
     def show(counts: dict) -> None:
-        line = "  ".join(f"{k} {v}" for k, v in counts.items())
-        click.echo(f"\r{line}", nl=False)
+        line = sync_progress_line(counts)
+        click.echo("\r" + line.ljust(shown["width"]), nl=False)
+        shown["width"] = len(line)
 
     try:
         run_id = run_sync(sessions, jobs, name, remote_object, full=full, progress=show)
     except APIError as err:
         raise click.ClickException(err.message) from None
+    except AdapterError as err:
+        raise click.ClickException(f"sync failed: {err}") from None
     pushed = deliver(sessions, name)
     click.echo(f"\nsync run {run_id} done; pushed {pushed['sent']} record(s)")
+
+
+SYNC_BAR_WIDTH = 30
+
+
+def sync_progress_line(counts: dict) -> str:
+    """One line of `coi sync` progress: a bar when the remote said how many records the run
+    reads (`total`), else a running count; then the counts that are not zero."""
+    seen, total = counts.get("seen", 0), counts.get("total")
+    if total:
+        done = min(seen / total, 1.0)
+        filled = round(done * SYNC_BAR_WIDTH)
+        head = f"[{'#' * filled}{'-' * (SYNC_BAR_WIDTH - filled)}] {done:4.0%} {seen:,}/{total:,}"
+    else:
+        head = f"{seen:,} records"
+    kinds = ("created", "merged", "updated", "deactivated", "rejected")
+    tally = "  ".join(f"{k} {counts[k]:,}" for k in kinds if counts.get(k))
+    return f"{head}  {tally}" if tally else head
+
+
+@main.command("embed-link")
+@click.argument("system")
+@click.argument("external_id")
+@click.option("--ttl", "ttl_seconds", type=int, default=None, help="Seconds (default 3600).")
+@click.option("--base-url", default="", help="The connector's URL, e.g. https://coi.example.com")
+def embed_link(system: str, external_id: str, ttl_seconds: int | None, base_url: str) -> None:
+    """Print a signed link to a vendor's dispatcher page (needs COI_SECRET_KEY), as the last
+    line."""
+    from connector.schemas import embed_link_request_schema
+    from connector.services.embed import mint
+
+    settings = Settings.from_env()
+    body = {"system": system, "external_id": external_id}
+    if ttl_seconds is not None:
+        body["ttl_seconds"] = ttl_seconds
+    try:
+        data = embed_link_request_schema.load(body)
+        link = mint(_context(settings, "cli"), settings.secret_key, data)
+    except ValidationError as err:
+        raise click.UsageError(f"invalid link: {err.messages}") from None
+    except APIError as err:
+        raise click.ClickException(err.message) from None
+    click.echo(f"link to {system}/{external_id}, valid until {link['expires_at']}:")
+    click.echo(base_url.rstrip("/") + link["url"])
+
+
+@main.group()
+def webhooks() -> None:
+    """Outbound webhook events (subscriptions are managed over the API)."""
+
+
+@webhooks.command("deliver")
+def webhooks_deliver() -> None:
+    """Send the outbound webhook deliveries that are due now (what the worker does every
+    minute when Redis is configured); needs COI_SECRET_KEY to sign."""
+    from connector.services.event_delivery import deliver
+
+    settings = Settings.from_env()
+    if not settings.secret_key:
+        raise click.UsageError("COI_SECRET_KEY is not set: the signing secrets cannot be read")
+    ctx = _context(settings, "cli")
+    ctx.session.close()
+    counts = deliver(ctx.jobs.sessions, settings.secret_key)
+    click.echo("  ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@webhooks.command("announce-expiring")
+def webhooks_announce_expiring() -> None:
+    """Emit `policy.expiring` for policies newly within their expiring window (the daily job)."""
+    from connector.services.events import announce_expiring
+
+    ctx = _context(Settings.from_env(), "cli")
+    with ctx.session.begin():
+        count = announce_expiring(ctx.session, ctx.today)
+    click.echo(f"announced {count} expiring polic{'y' if count == 1 else 'ies'}")
 
 
 @main.group()

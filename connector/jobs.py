@@ -27,6 +27,9 @@ class Jobs:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session]):
         self.settings = settings
         self.sessions = sessions
+        # Sessions made here carry their job runner, so an event emitted deep inside a service
+        # (see `connector.services.events`) can have its delivery queued after the commit.
+        sessions.configure(info={**sessions.kw.get("info", {}), "coi_jobs": self})
 
     @property
     def queued(self) -> bool:
@@ -63,9 +66,28 @@ class Jobs:
                 recompute_job, ids[start : start + 1000], retry=RETRY, job_timeout=600
             )
 
+    def deliver_webhooks_after_commit(self, session: Session) -> None:
+        """Queued: enqueue a delivery run once this transaction (which emitted outbound
+        events) has committed. Inline: nothing; `coi webhooks deliver` sends them."""
+        if not self.queued or session.info.get("coi_webhooks"):
+            return
+        session.info["coi_webhooks"] = True
+        event.listen(session, "after_commit", self._enqueue_delivery, once=True)
+        event.listen(session, "after_rollback", _forget_webhooks, once=True)
+
+    def _enqueue_delivery(self, session: Session) -> None:
+        if session.info.pop("coi_webhooks", False):
+            queue = self.queue()
+            job_id = _job_id("webhooks-deliver", queue.name)
+            _enqueue_unless_waiting(queue, job_id, deliver_webhooks_job)
+
 
 def _forget_pending(session: Session) -> None:
     session.info.pop("coi_recompute", None)
+
+
+def _forget_webhooks(session: Session) -> None:
+    session.info.pop("coi_webhooks", None)
 
 
 @cache
@@ -84,7 +106,7 @@ def recompute_job(vendor_ids: list[int]) -> int:
     """rq entry point: recompute these vendors' stored results in one transaction."""
     from connector.services.compliance import recompute
 
-    session = _worker_sessions(Settings.from_env().database_url)()
+    session = _worker_jobs().sessions()
     with session, session.begin():
         recompute(session, vendor_ids, today())
     return len(vendor_ids)
@@ -98,7 +120,7 @@ def recompute_all_job() -> int:
     from connector.services.compliance import recompute
     from connector.storage.models import Vendor
 
-    session = _worker_sessions(Settings.from_env().database_url)()
+    session = _worker_jobs().sessions()
     with session, session.begin():
         return recompute(session, session.scalars(select(Vendor.id)).all(), today())
 
@@ -203,3 +225,50 @@ def _enqueue_once(queue: Queue, job_id: str, func, *args) -> bool:
 def _aware(moment: datetime) -> datetime:
     """SQLite hands back naive UTC timestamps; PostgreSQL aware ones."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def sync_one_job(connection: str, remote_object: str, external_id: str) -> dict:
+    """rq entry point: pull one record a webhook said changed, then push what that changed."""
+    from connector.services.sync import sync_one
+
+    jobs = _worker_jobs()
+    result = sync_one(jobs.sessions, jobs, connection, remote_object, external_id)
+    jobs.queue().enqueue(push_job, connection, retry=RETRY, job_timeout=3600)
+    return result
+
+
+def deliver_webhooks_job() -> dict:
+    """rq entry point: send the due outbound webhook deliveries (queued after a commit that
+    emitted events, and every minute from `connector.cron` for retries that come due)."""
+    from connector.services.event_delivery import deliver
+
+    jobs = _worker_jobs()
+    return deliver(jobs.sessions, jobs.settings.secret_key)
+
+
+def policy_expiring_job() -> int:
+    """Daily (see `connector.cron`): emit `policy.expiring` for newly expiring policies."""
+    from connector.services.events import announce_expiring
+
+    session = _worker_jobs().sessions()
+    with session, session.begin():
+        return announce_expiring(session, today())
+
+
+def _enqueue_unless_waiting(queue: Queue, job_id: str, func) -> None:
+    """Enqueue under a fixed id unless that job is still waiting to start (it will see what was
+    committed before it runs); while it runs, a second one is queued under a fresh id, so rows
+    committed after its last look are not left for the next periodic run."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    try:
+        status = Job.fetch(job_id, connection=queue.connection).get_status()
+    except NoSuchJobError:
+        status = None
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return
+    if status == JobStatus.STARTED:
+        queue.enqueue(func, retry=RETRY, job_timeout=3600)
+    else:
+        queue.enqueue(func, job_id=job_id, retry=RETRY, job_timeout=3600)

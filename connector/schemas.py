@@ -17,6 +17,8 @@ handlers, the gate's hot path included, reuse them and never build a schema per 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -35,6 +37,7 @@ from marshmallow import (
 from adapters import REGISTRY as ADAPTER_REGISTRY
 from connector.compliance.model import DEFICIENCY_CODES, LIMIT_KEYS, LINES, SEVERITIES, STATUSES
 from connector.compliance.ratings import AM_BEST_ORDER
+from connector.services.events import EVENT_TYPES as WEBHOOK_EVENT_TYPES
 from mappings import DEFAULTS as MAPPING_DEFAULTS
 from mappings import DIRECTIONS as MAPPING_DIRECTIONS
 from mappings import OBJECTS as MAPPING_OBJECTS
@@ -736,7 +739,9 @@ class GateDecisionSchema(Schema):
             "description": "Compliant vendors for the same work type and region, best first."
         },
     )
-    decision_id = fields.Integer()
+    decision_id = fields.Str(
+        metadata={"description": "Names the stored decision (in the audit log's `gate.decision`)."}
+    )
 
 
 class ErrorBodySchema(Schema):
@@ -776,6 +781,38 @@ vendors_schema = VendorSchema(many=True)
 compliance_result_schema = ComplianceResultSchema()
 gate_decision_schema = GateDecisionSchema()
 error_schema = ErrorSchema()
+
+
+# --------------------------------------------------------------------------------------------
+# Embed links (signed links to the dispatcher page)
+# --------------------------------------------------------------------------------------------
+
+EMBED_TTL_DEFAULT = 3600
+EMBED_TTL_MIN = 60
+#: A link is a bearer credential for one vendor's page: it must not outlive a working week.
+EMBED_TTL_MAX = 7 * 24 * 3600
+
+
+class EmbedLinkRequestSchema(ExternalRefSchema):
+    """A signed link to the dispatcher page of the vendor bound to (system, external_id)."""
+
+    ttl_seconds = fields.Integer(
+        strict=True,
+        load_default=EMBED_TTL_DEFAULT,
+        validate=validate.Range(min=EMBED_TTL_MIN, max=EMBED_TTL_MAX),
+        metadata={"description": "How long the link works, in seconds."},
+    )
+
+
+class EmbedLinkSchema(Schema):
+    url = fields.Str(
+        metadata={"description": "Path and query of the page, to append to the connector's URL."}
+    )
+    expires_at = fields.DateTime(metadata={"description": "When the link stops working (UTC)."})
+
+
+embed_link_request_schema = EmbedLinkRequestSchema()
+embed_link_schema = EmbedLinkSchema()
 
 
 # --------------------------------------------------------------------------------------------
@@ -885,3 +922,160 @@ class SyncRunQuerySchema(_PageArgs):
 connection_schema = ConnectionSchema()
 sync_request_schema = SyncRequestSchema()
 sync_run_query_schema = SyncRunQuerySchema()
+
+
+# --------------------------------------------------------------------------------------------
+# Webhook subscriptions (outbound events; admin API)
+# --------------------------------------------------------------------------------------------
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+#: Standard Webhooks keys are 24 to 64 bytes.
+WEBHOOK_KEY_BYTES = (24, 64)
+WEBHOOK_DELIVERY_STATUSES = ("pending", "sending", "delivered", "failed")
+
+
+def _webhook_secret(value: str) -> None:
+    problem = "Must be whsec_ followed by the base64 of a 24 to 64 byte key."
+    if not value.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValidationError(problem)
+    encoded = value[len(WEBHOOK_SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(problem) from None
+    if not WEBHOOK_KEY_BYTES[0] <= len(key) <= WEBHOOK_KEY_BYTES[1]:
+        raise ValidationError(problem)
+
+
+def _webhook_url(**kwargs: Any) -> fields.Url:
+    return fields.Url(
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=[validate.Length(max=2000), _single_line],
+        metadata={"description": "Where events are POSTed (http or https)."},
+        **kwargs,
+    )
+
+
+def _webhook_events(**kwargs: Any) -> fields.List:
+    return fields.List(
+        fields.Str(validate=validate.OneOf(WEBHOOK_EVENT_TYPES)),
+        validate=validate.Length(min=1, max=len(WEBHOOK_EVENT_TYPES) * 4),
+        metadata={"description": f"Event types to receive: {', '.join(WEBHOOK_EVENT_TYPES)}."},
+        **kwargs,
+    )
+
+
+class _WebhookSubscriptionBase(_Base):
+    strip_fields = ("name",)
+
+    @post_load
+    def _unique_events(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if "events" in data:
+            data["events"] = _ordered_unique(data["events"])
+        return data
+
+
+class WebhookSubscriptionCreateSchema(_WebhookSubscriptionBase):
+    """A subscriber to outbound events; the signing secret is generated unless given."""
+
+    name = fields.Str(required=True, validate=[*_not_blank(200), _single_line])
+    url = _webhook_url(required=True)
+    events = _webhook_events(required=True)
+    secret = fields.Str(
+        validate=[validate.Length(max=200), _webhook_secret],
+        metadata={"description": "whsec_ + base64 key; omitted: one is generated."},
+    )
+
+
+class WebhookSubscriptionPatchSchema(_WebhookSubscriptionBase):
+    """Change a subscription; `active: true` on a paused one resumes it."""
+
+    name = fields.Str(validate=[*_not_blank(200), _single_line])
+    url = _webhook_url()
+    events = _webhook_events()
+    active = fields.Bool(
+        metadata={"description": "false stops deliveries; true resumes a paused subscription."}
+    )
+
+    @validates_schema
+    def _something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Give at least one of name, url, events, active.", "_schema")
+
+
+class WebhookDeliveryQuerySchema(_PageArgs):
+    status = fields.Str(validate=validate.OneOf(WEBHOOK_DELIVERY_STATUSES))
+    event_type = fields.Str(validate=validate.OneOf(WEBHOOK_EVENT_TYPES))
+
+
+class WebhookDeliveryCountsSchema(Schema):
+    pending = fields.Integer()
+    delivered = fields.Integer()
+    failed = fields.Integer()
+
+
+class WebhookSubscriptionSchema(Schema):
+    id = fields.Integer()
+    name = fields.Str()
+    url = fields.Str()
+    events = fields.List(fields.Str(validate=validate.OneOf(WEBHOOK_EVENT_TYPES)))
+    active = fields.Bool()
+    paused = fields.Bool()
+    paused_at = fields.DateTime(allow_none=True)
+    paused_reason = fields.Str(allow_none=True)
+    consecutive_failures = fields.Integer()
+    deliveries = fields.Nested(WebhookDeliveryCountsSchema)
+    created_at = fields.DateTime()
+
+
+class WebhookSubscriptionListSchema(Schema):
+    items = fields.List(fields.Nested(WebhookSubscriptionSchema))
+
+
+class WebhookSubscriptionCreatedSchema(WebhookSubscriptionSchema):
+    secret = fields.Str(metadata={"description": "The signing secret; shown only this once."})
+
+
+class WebhookSecretSchema(Schema):
+    id = fields.Integer()
+    secret = fields.Str(metadata={"description": "The new signing secret; shown only once."})
+
+
+class WebhookAttemptSchema(Schema):
+    at = fields.DateTime()
+    status_code = fields.Integer(allow_none=True)
+    error = fields.Str(allow_none=True)
+    duration_ms = fields.Integer()
+
+
+class WebhookDeliverySchema(Schema):
+    id = fields.Integer()
+    event_id = fields.Str(metadata={"description": "The webhook-id header (same on retries)."})
+    event_type = fields.Str(validate=validate.OneOf(WEBHOOK_EVENT_TYPES))
+    status = fields.Str(validate=validate.OneOf(WEBHOOK_DELIVERY_STATUSES))
+    attempts = fields.Integer()
+    next_attempt_at = fields.DateTime(allow_none=True)
+    last_status_code = fields.Integer(allow_none=True)
+    last_error = fields.Str(allow_none=True)
+    created_at = fields.DateTime()
+    delivered_at = fields.DateTime(allow_none=True)
+    payload = fields.Dict(metadata={"description": "{type, timestamp, data}, as sent."})
+    attempt_log = fields.List(fields.Nested(WebhookAttemptSchema))
+
+
+class WebhookDeliveryPageSchema(Schema):
+    items = fields.List(fields.Nested(WebhookDeliverySchema))
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer()
+
+
+webhook_subscription_create_schema = WebhookSubscriptionCreateSchema()
+webhook_subscription_patch_schema = WebhookSubscriptionPatchSchema()
+webhook_delivery_query_schema = WebhookDeliveryQuerySchema()
+webhook_subscription_schema = WebhookSubscriptionSchema()
+webhook_subscription_list_schema = WebhookSubscriptionListSchema()
+webhook_subscription_created_schema = WebhookSubscriptionCreatedSchema()
+webhook_secret_schema = WebhookSecretSchema()
+webhook_delivery_page_schema = WebhookDeliveryPageSchema()

@@ -24,6 +24,9 @@ from connector.storage.db import make_engine, upgrade
 from connector.storage.models import Base
 
 PG_ADMIN_URL = os.environ.get("COI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+#: The apps under test have a secret key (embed links, subscription secrets) unless a test
+#: builds one without.
+TEST_SECRET_KEY = "test-secret-key-not-for-production"
 
 
 def _pg_url(name: str) -> str:
@@ -57,9 +60,14 @@ def engine(database_url):
 
 @pytest.fixture
 def app(engine, database_url):
-    app = create_app(Settings(database_url=database_url, max_body_bytes=1024 * 1024), engine=engine)
+    settings = Settings(
+        database_url=database_url, max_body_bytes=1024 * 1024, secret_key=TEST_SECRET_KEY
+    )
+    app = create_app(settings, engine=engine)
     app.config["TESTING"] = True
     yield app
+    if runtime(app).write_behind is not None:
+        runtime(app).write_behind.close()
     empty_tables(engine)
 
 

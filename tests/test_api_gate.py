@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import func, select
+import time
 
+import pytest
+from sqlalchemy import select
+
+from connector.app import create_app, runtime
+from connector.config import Settings
 from connector.storage import models as m
-from tests.conftest import STANDARD_SET, certificate, day, good_certificate, policy
+from tests.conftest import (
+    STANDARD_SET,
+    JSONClient,
+    certificate,
+    day,
+    good_certificate,
+    policy,
+)
 
 
 def gate(api, vendor_ref: str, start: int = 1, end: int = 2, **extra) -> dict:
@@ -120,20 +131,69 @@ def test_alternatives_are_compliant_same_trade_and_region_best_first(
     assert [a["vendor_id"] for a in decision["alternatives"]] == [strong, modest]
 
 
-def test_decision_and_work_order_are_stored_and_audited(api, standard_set, make_vendor, sessions):
+def test_decision_and_work_order_are_stored_and_audited(
+    app, api, standard_set, make_vendor, sessions
+):
     make_vendor(cert=good_certificate())
 
-    gate(api, "P-1", wo="WO-7")
-    gate(api, "P-1", wo="WO-7", start=3, end=4)
+    first = gate(api, "P-1", wo="WO-7")
+    second = gate(api, "P-1", wo="WO-7", start=3, end=4)
+    runtime(app).write_behind.flush()
 
     with sessions() as session:
         work_orders = session.scalars(select(m.WorkOrder)).all()
-        decisions = session.scalar(select(func.count()).select_from(m.GateDecision))
-        audited = session.scalar(select(func.count()).where(m.AuditEvent.action == "gate.decision"))
+        decisions = session.scalars(select(m.GateDecision.uid).order_by(m.GateDecision.id)).all()
+        audited = session.scalars(
+            select(m.AuditEvent.detail).where(m.AuditEvent.action == "gate.decision")
+        ).all()
     assert [(w.external_id, w.scheduled_start.isoformat()) for w in work_orders] == [
         ("WO-7", day(3))
     ]
-    assert (decisions, audited) == (2, 2)
+    assert decisions == [first["decision_id"], second["decision_id"]]
+    assert sorted(a["decision_id"] for a in audited) == sorted(decisions)
+
+
+def test_decisions_reach_the_database_without_being_asked(api, standard_set, make_vendor, sessions):
+    make_vendor(cert=good_certificate())
+
+    decision = gate(api, "P-1", wo="WO-8")
+
+    # The worker's background writer stores it within its interval (50 ms by default).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            stored = session.scalar(
+                select(m.GateDecision.decision).where(m.GateDecision.uid == decision["decision_id"])
+            )
+        if stored is not None:
+            break
+        time.sleep(0.02)
+    assert stored == "allow"
+
+
+def test_decisions_are_stored_in_the_request_when_write_behind_is_off(
+    engine, database_url, make_token, standard_set
+):
+    settings = Settings(database_url=database_url, write_behind_ms=0)
+    app = create_app(settings, engine=engine)
+    client = JSONClient(app.test_client(), make_token("admin"))
+    client.post(
+        "/api/v1/vendors",
+        {
+            "name": "Ridgeline Plumbing LLC",
+            "work_types": ["plumbing"],
+            "regions": ["us-east"],
+            "external_refs": [{"system": "dispatch", "external_id": "P-9"}],
+        },
+    )
+
+    decision = gate(client, "P-9", wo="WO-9")
+
+    with runtime(app).sessions() as session:
+        stored = session.scalar(
+            select(m.GateDecision.decision).where(m.GateDecision.uid == decision["decision_id"])
+        )
+    assert stored == "block"
 
 
 @pytest.mark.parametrize(

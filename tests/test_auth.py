@@ -70,10 +70,14 @@ NEW_VENDOR = {
 }
 
 NEW_CONNECTION = {"name": "other", "kind": "csv", "settings": {"path": "/nonexistent.csv"}}
+NEW_SUBSCRIPTION = {"name": "ops", "url": "http://127.0.0.1:9/hook", "events": ["gate.blocked"]}
 
 V = "/api/v1"
 MAPPING_RULE = f"{V}/connections/<connection>/mappings/<object>/<direction>"
 MAPPING_PATH = f"{V}/connections/acme/mappings/vendor/in"
+SUBS = f"{V}/webhook-subscriptions"
+SUB_RULE = f"{SUBS}/<id:subscription_id>"
+SUB_PATH = f"{SUBS}/{{subscription_id}}"
 ROUTES = {
     "vendor-create": Route("POST", f"{V}/vendors", f"{V}/vendors", NEW_VENDOR, 201),
     "vendor-list": Route("GET", f"{V}/vendors", f"{V}/vendors"),
@@ -106,6 +110,9 @@ ROUTES = {
     ),
     "requirement-set-list": Route("GET", f"{V}/requirement-sets", f"{V}/requirement-sets"),
     "gate": Route("POST", f"{V}/gate", f"{V}/gate", GATE),
+    "embed-link-create": Route(
+        "POST", f"{V}/embed-links", f"{V}/embed-links", GATE["vendor"], success=201
+    ),
     "notice-create": Route(
         "POST", f"{V}/cancellation-notices", f"{V}/cancellation-notices", NOTICE, 201
     ),
@@ -137,6 +144,18 @@ ROUTES = {
     ),
     "job-get": Route("GET", f"{V}/jobs/<job_id>", f"{V}/jobs/{{job_id}}"),
     "sync-runs": Route("GET", f"{V}/sync-runs", f"{V}/sync-runs"),
+    "webhook-subscription-create": Route("POST", SUBS, SUBS, NEW_SUBSCRIPTION, 201),
+    "webhook-subscription-list": Route("GET", SUBS, SUBS),
+    **{
+        name: Route(method, SUB_RULE + suffix, SUB_PATH + suffix, body, success)
+        for name, method, suffix, body, success in [
+            ("webhook-subscription-get", "GET", "", None, 200),
+            ("webhook-subscription-update", "PATCH", "", {"active": False}, 200),
+            ("webhook-subscription-delete", "DELETE", "", None, 204),
+            ("webhook-subscription-rotate", "POST", "/rotate-secret", None, 200),
+            ("webhook-subscription-deliveries", "GET", "/deliveries", None, 200),
+        ]
+    },
 }
 
 #: Which roles may call which route (DESIGN.md, "Running"): admin everything, dispatcher read
@@ -152,6 +171,7 @@ ALLOWED = {
     "requirement-set-put": {"admin"},
     "requirement-set-list": {"admin", "dispatcher"},
     "gate": {"admin", "dispatcher", "integration"},
+    "embed-link-create": {"admin", "dispatcher"},
     "notice-create": {"admin", "integration"},
     "audit-list": {"admin"},
     "openapi": {"admin", "dispatcher", "integration"},
@@ -168,6 +188,13 @@ ALLOWED = {
     "connection-sync": {"admin"},
     "job-get": {"admin"},
     "sync-runs": {"admin", "dispatcher"},
+    "webhook-subscription-create": {"admin"},
+    "webhook-subscription-list": {"admin"},
+    "webhook-subscription-get": {"admin"},
+    "webhook-subscription-update": {"admin"},
+    "webhook-subscription-delete": {"admin"},
+    "webhook-subscription-rotate": {"admin"},
+    "webhook-subscription-deliveries": {"admin"},
 }
 ROLES = ("admin", "dispatcher", "integration")
 
@@ -198,7 +225,7 @@ NO_VALID_TOKEN = {
 @pytest.mark.parametrize("header", NO_VALID_TOKEN.values(), ids=NO_VALID_TOKEN.keys())
 def test_request_without_a_valid_token_is_a_401_on_every_route(app, sessions, route, header):
     headers = {} if header is None else {"Authorization": header}
-    path = route.path.format(vendor_id=1, waiver_id=1, job_id="inline-1")
+    path = route.path.format(vendor_id=1, waiver_id=1, job_id="inline-1", subscription_id=1)
 
     response = app.test_client().open(path, method=route.method, json=route.body, headers=headers)
 
@@ -259,7 +286,7 @@ def test_healthz_answers_without_a_token(app):
 def world(api, standard_set, make_vendor, tmp_path) -> dict[str, Any]:
     """A vendor (dispatch ref P-1) with a certificate, under the standard requirement set; a
     saved vendor mapping of connection `acme`; a CSV connection `files` that has synced once
-    (its job id) and a connection `doomed` to remove."""
+    (its job id) and a connection `doomed` to remove; a webhook subscription."""
     saved = api.put(MAPPING_PATH, {"default": "salesforce_account_in"})
     assert saved.status_code == 201, saved.get_json()
     vendors_csv = tmp_path / "vendors.csv"
@@ -279,9 +306,12 @@ def world(api, standard_set, make_vendor, tmp_path) -> dict[str, Any]:
         assert added.status_code == 201, added.get_json()
     synced = api.post("/api/v1/connections/files/sync", {"object": "Vendor"})
     assert synced.status_code == 202, synced.get_json()
+    subscribed = api.post(SUBS, NEW_SUBSCRIPTION)
+    assert subscribed.status_code == 201, subscribed.get_json()
     return {
         "vendor_id": make_vendor(cert=good_certificate()),
         "job_id": synced.get_json()["job_id"],
+        "subscription_id": subscribed.get_json()["id"],
     }
 
 

@@ -9,24 +9,26 @@ from flask import Blueprint, current_app, g
 from connector import schemas as s
 from connector.api import connections as connections_api
 from connector.api import mappings as mappings_api
+from connector.api import webhook_subscriptions as webhook_subscriptions_api
 from connector.api.auth import authenticate, requires
 from connector.api.common import context, db, documented, load_body, load_query
 from connector.api.openapi import cached_spec
 from connector.clock import today
 from connector.services import audit, cancellations, certificates, gate, requirements, vendors
+from connector.services import embed as embed_service
 from connector.services import waivers as waiver_service
 from connector.services.compliance import vendor_compliance
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
 bp.register_blueprint(mappings_api.bp)
 bp.register_blueprint(connections_api.bp)
+bp.register_blueprint(webhook_subscriptions_api.bp)
 
 
 @bp.before_request
 def _authenticate():
-    session = current_app.extensions["coi"].sessions()
-    with session:
-        g.token = authenticate(session)
+    runtime = current_app.extensions["coi"]
+    g.token = authenticate(runtime.sessions, runtime.snapshots)
 
 
 @bp.get("/openapi.json")
@@ -127,7 +129,23 @@ def list_requirement_sets():
     response=s.gate_decision_schema,
 )
 def gate_decision():
-    return gate.decide(context(), load_body(s.gate_request_schema))
+    runtime = current_app.extensions["coi"]
+    request = load_body(s.gate_request_schema)
+    return gate.decide(context(), request, runtime.snapshots, runtime.write_behind)
+
+
+@bp.post("/embed-links")
+@requires("read")
+@documented(
+    "A signed link to a vendor's dispatcher page (for an iframe or a custom link)",
+    body=s.embed_link_request_schema,
+    response=s.embed_link_schema,
+    status=201,
+)
+def create_embed_link():
+    data = load_body(s.embed_link_request_schema)
+    secret_key = current_app.extensions["coi"].settings.secret_key
+    return embed_service.mint(context(), secret_key, data), 201
 
 
 @bp.post("/cancellation-notices")

@@ -1,7 +1,8 @@
 """Cancellation notices: matched to policies by normalised policy number and insurer.
 
 A notice that matches no policy yet is kept as `unmatched`; when a certificate listing that
-policy arrives later, the notice is applied to it then (see `apply_pending_notices`).
+policy arrives later, the notice is applied to it then (see `apply_pending_notices`). Either way
+a match emits `policy.cancelled` (see `connector.services.events`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.compliance import normalise_holder
-from connector.services import audit
+from connector.services import audit, events
 from connector.services.context import Context
 from connector.storage import models as m
 
@@ -53,6 +54,7 @@ def record_notice(ctx: Context, data: dict[str, Any]) -> m.CancellationNotice:
         ).all()
         _apply(notice, policies)
         session.flush()
+        events.policy_cancelled(session, notice, policies)
         audit.record(
             session,
             ctx.actor,
@@ -81,6 +83,7 @@ def apply_pending_notices(session: Session, policies: list[m.Policy]) -> None:
         ).all()
         for notice in notices:
             _apply(notice, [policy])
+            events.policy_cancelled(session, notice, [policy])
 
 
 def _apply(notice: m.CancellationNotice, policies: list[m.Policy]) -> None:

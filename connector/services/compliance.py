@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from connector.clock import utcnow
 from connector.compliance import (
@@ -23,12 +25,20 @@ from connector.compliance import (
 )
 from connector.compliance.model import Policy, RenewalRecord, RequirementSet, Result, Waiver
 from connector.compliance.renewals import PolicyReceipt, renewal_record
+from connector.services import events
 from connector.services.outbox import Stager
 from connector.services.requirements import load_sets
 from connector.storage import models as m
 
 BATCH = 500
 T = TypeVar("T")
+
+
+def in_values(column, values: Iterable[Any]):
+    """`column IN (values)` with the values written into the statement. Bound, a batch's list
+    of ids makes the same statement every batch, which the PostgreSQL driver prepares after a
+    few runs, and the server's generic plan for it, blind to the values, may scan the table."""
+    return column.in_(bindparam(None, sorted(values), expanding=True, literal_execute=True))
 
 
 @dataclass
@@ -47,7 +57,7 @@ def load_inputs(session: Session, vendor_ids: Sequence[int]) -> dict[int, Vendor
     rows = session.execute(
         select(m.Policy, m.Certificate.holder_name, m.Certificate.received_at)
         .join(m.Certificate, m.Certificate.id == m.Policy.certificate_id)
-        .where(m.Policy.vendor_id.in_(vendor_ids))
+        .where(in_values(m.Policy.vendor_id, vendor_ids))
     )
     for p, holder, received_at in rows:
         inputs[p.vendor_id].policies.append(
@@ -79,7 +89,9 @@ def load_inputs(session: Session, vendor_ids: Sequence[int]) -> dict[int, Vendor
     for vid, vendor_receipts in receipts.items():
         inputs[vid].renewals = renewal_record(vendor_receipts)
     waivers = session.scalars(
-        select(m.Waiver).where(m.Waiver.vendor_id.in_(vendor_ids), m.Waiver.revoked_at.is_(None))
+        select(m.Waiver).where(
+            in_values(m.Waiver.vendor_id, vendor_ids), m.Waiver.revoked_at.is_(None)
+        )
     )
     for w in waivers:
         inputs[w.vendor_id].waivers.append(Waiver(code=w.code, line=w.line, until=w.until, id=w.id))
@@ -118,38 +130,166 @@ def recompute(session: Session, vendor_ids: Iterable[int], today: date) -> int:
     """
     sets = load_sets(session)
     stager = Stager(session)
+    emitter = events.Emitter(session)
     ids = sorted(set(vendor_ids))
+    nothing_on_file: dict[tuple[str, int], Result] = {}
+    applicable: dict[tuple[Any, ...], list[RequirementSet]] = {}
+    inserts = _Inserts()
     done = 0
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
-        vendors = session.scalars(select(m.Vendor).where(m.Vendor.id.in_(chunk))).all()
+        vendors = _load_vendors(session, chunk)
+        headlines = {v.id: (v.status, v.score, v.expires_on) for v in vendors}
+        stager.prefetch(vendors)
         inputs = load_inputs(session, chunk)
         stored = {
             (r.vendor_id, r.requirement_set): r
             for r in session.scalars(
-                select(m.ComplianceResult).where(m.ComplianceResult.vendor_id.in_(chunk))
+                select(m.ComplianceResult).where(in_values(m.ComplianceResult.vendor_id, chunk))
             )
         }
         for vendor in vendors:
             evaluated = [
-                (s, evaluate_vendor(inputs[vendor.id], s, today))
-                for s in applicable_sets(sets, vendor, today)
+                (s, _evaluate(inputs[vendor.id], s, today, nothing_on_file))
+                for s in _applicable(sets, vendor, today, applicable)
             ]
-            overall = _store(session, vendor, evaluated, stored)
-            stager.stage(vendor, overall.to_dict() if overall else None)
+            before = events.headline_state(vendor.status, vendor.score, vendor.expires_on)
+            overall = _store(session, vendor, evaluated, stored, inserts)
+            body = overall.to_dict() if overall else None
+            stager.stage(vendor, body)
+            events.compliance_changed(emitter, vendor, before, body)
             done += 1
+        inserts.write(session)
+        stager.write()
+        _write_headlines(session, vendors, headlines)
     session.flush()
     return done
 
 
+@dataclass(eq=False)
+class _VendorRow:
+    """What a recompute reads and writes of one vendor, as plain values: loading vendors as ORM
+    objects with their collections, and flushing them, was most of a large recompute's cost.
+    The attributes are the model's, so `applicable_sets`, the outbox and events read it as
+    they read a `Vendor`; work types, regions and bindings are rows of their tables."""
+
+    id: int
+    name: str
+    risk_tier: str | None
+    status: str | None
+    score: int | None
+    expires_on: date | None
+    work_types: list[Any] = field(default_factory=list)
+    regions: list[Any] = field(default_factory=list)
+    bindings: list[Any] = field(default_factory=list)
+
+
+def _load_vendors(session: Session, ids: Sequence[int]) -> list[_VendorRow]:
+    v = m.Vendor.__table__
+    vendors = {
+        r.id: _VendorRow(r.id, r.name, r.risk_tier, r.status, r.score, r.expires_on)
+        for r in session.execute(
+            select(v.c.id, v.c.name, v.c.risk_tier, v.c.status, v.c.score, v.c.expires_on)
+            .where(in_values(v.c.id, ids))
+            .order_by(v.c.id)
+        )
+    }
+    for model, attr, order in (
+        (m.VendorWorkType, "work_types", "work_type"),
+        (m.VendorRegion, "regions", "region"),
+        (m.Binding, "bindings", "id"),
+    ):
+        table = model.__table__
+        rows = session.execute(
+            select(table).where(in_values(table.c.vendor_id, ids)).order_by(table.c[order])
+        )
+        for row in rows:
+            getattr(vendors[row.vendor_id], attr).append(row)
+    return list(vendors.values())
+
+
+def _write_headlines(
+    session: Session, vendors: list[_VendorRow], before: dict[int, tuple[Any, ...]]
+) -> None:
+    """Store the headlines that changed, in one statement; a `Vendor` of this session (the
+    caller's) sees the new values too."""
+    changed = [
+        {"id": v.id, "status": v.status, "score": v.score, "expires_on": v.expires_on}
+        for v in vendors
+        if (v.status, v.score, v.expires_on) != before[v.id]
+    ]
+    if not changed:
+        return
+    session.execute(update(m.Vendor), changed)
+    for values in changed:
+        loaded = session.identity_map.get(identity_key(m.Vendor, values["id"]))
+        if loaded is not None:
+            for name in ("status", "score", "expires_on"):
+                set_committed_value(loaded, name, values[name])
+
+
+@dataclass
+class _Inserts:
+    """New result and history rows of a recompute batch, inserted together (no ORM objects:
+    a first sync adds two rows per vendor, and building and flushing objects was most of its
+    cost)."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, session: Session) -> None:
+        if self.results:
+            session.execute(insert(m.ComplianceResult.__table__), self.results)
+        if self.history:
+            session.execute(insert(m.ComplianceHistory.__table__), self.history)
+        self.results, self.history = [], []
+
+
+def _applicable(
+    sets: list[RequirementSet],
+    vendor: _VendorRow,
+    today: date,
+    seen: dict[tuple[Any, ...], list[RequirementSet]],
+) -> list[RequirementSet]:
+    """`applicable_sets`, chosen once per combination of work types, regions and risk tier."""
+    key = (
+        tuple(w.work_type for w in vendor.work_types),
+        tuple(r.region for r in vendor.regions),
+        vendor.risk_tier,
+    )
+    found = seen.get(key)
+    if found is None:
+        found = seen[key] = applicable_sets(sets, vendor, today)
+    return found
+
+
+def _evaluate(
+    inputs: VendorInputs,
+    requirement_set: RequirementSet,
+    today: date,
+    nothing_on_file: dict[tuple[str, int], Result],
+) -> Result:
+    """`evaluate_vendor` as of `today`. Vendors with no policy and no waiver (every vendor a
+    first sync brings in) all get the same result from the pure engine: evaluated once per set
+    and kept in `nothing_on_file`."""
+    if inputs.policies or inputs.waivers:
+        return evaluate_vendor(inputs, requirement_set, today)
+    key = (requirement_set.key, requirement_set.version)
+    result = nothing_on_file.get(key)
+    if result is None:
+        result = nothing_on_file[key] = evaluate_vendor(inputs, requirement_set, today)
+    return result
+
+
 def _store(
     session: Session,
-    vendor: m.Vendor,
+    vendor: _VendorRow,
     evaluated: list[tuple[RequirementSet, Result]],
     stored: dict[tuple[int, str], m.ComplianceResult],
+    inserts: _Inserts,
 ) -> Result | None:
-    """Store the results, drop those of sets that no longer apply, update the vendor's
-    headline; returns the headline result."""
+    """Store the results (new rows through `inserts`), drop those of sets that no longer
+    apply, update the vendor's headline; returns the headline result."""
     now = utcnow()
     keep = set()
     for requirement_set, result in evaluated:
@@ -157,8 +297,23 @@ def _store(
         body = result.to_dict()
         row = stored.get((vendor.id, result.requirement_set))
         if row is None:
-            row = m.ComplianceResult(vendor_id=vendor.id, requirement_set=result.requirement_set)
-            session.add(row)
+            inserts.results.append(
+                {
+                    "vendor_id": vendor.id,
+                    "requirement_set": result.requirement_set,
+                    "set_version": requirement_set.version,
+                    "as_of": result.as_of,
+                    "until": result.until,
+                    "status": result.status,
+                    "score": result.score,
+                    "expires_on": result.expires_on,
+                    "stable_until": result.stable_until,
+                    "body": body,
+                    "computed_at": now,
+                }
+            )
+            inserts.history.append(_history_row(vendor.id, result, body, now))
+            continue
         changed = (
             row.status != result.status
             or row.score != result.score
@@ -170,17 +325,7 @@ def _store(
         row.expires_on, row.stable_until = result.expires_on, result.stable_until
         row.body, row.computed_at = body, now
         if changed:
-            session.add(
-                m.ComplianceHistory(
-                    vendor_id=vendor.id,
-                    requirement_set=result.requirement_set,
-                    status=result.status,
-                    score=result.score,
-                    as_of=result.as_of,
-                    body=body,
-                    computed_at=now,
-                )
-            )
+            inserts.history.append(_history_row(vendor.id, result, body, now))
     gone = [key for (vid, key) in stored if vid == vendor.id and key not in keep]
     if gone:
         session.execute(
@@ -194,6 +339,18 @@ def _store(
     vendor.score = overall.score if overall else None
     vendor.expires_on = overall.expires_on if overall else None
     return overall
+
+
+def _history_row(vendor_id: int, result: Result, body: dict[str, Any], now) -> dict[str, Any]:
+    return {
+        "vendor_id": vendor_id,
+        "requirement_set": result.requirement_set,
+        "status": result.status,
+        "score": result.score,
+        "as_of": result.as_of,
+        "body": body,
+        "computed_at": now,
+    }
 
 
 def headline(evaluated: list[tuple[RequirementSet, T]]) -> T | None:

@@ -20,6 +20,7 @@ from connector.services import audit
 from connector.services.context import Context
 from connector.storage import models as m
 from mappings import CompiledMapping, compile_mapping, default_spec
+from webhooks.inbound import settings_problems as webhook_settings_problems
 
 _SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "private_key", "credential")
 
@@ -55,6 +56,11 @@ def add(ctx: Context, data: dict[str, Any]) -> m.Connection:
             "validation_failed",
             "secrets may not be stored in settings",
             {"settings": {key: [f"use {key}_env or {key}_file"] for key in leaked}},
+        )
+    problems = webhook_settings_problems(data.get("settings") or {})
+    if problems:
+        raise APIError(
+            422, "validation_failed", "webhook settings are not valid", {"settings": problems}
         )
     session = ctx.session
     with session.begin():

@@ -6,21 +6,36 @@ window reaches past what the stored result is known to hold for; no remote calls
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any, NamedTuple
+from uuid import uuid4
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
+from connector.clock import utcnow
 from connector.compliance import select_requirement_set
 from connector.compliance.model import RequirementSet
-from connector.services import audit
+from connector.services import audit, events
 from connector.services.compliance import evaluate_vendor, load_inputs, stored_result_usable
 from connector.services.context import Context
 from connector.services.requirements import load_sets
-from connector.services.vendors import find_by_ref
+from connector.services.write_behind import WriteBehind
 from connector.storage import models as m
+from connector.storage.snapshots import Snapshots
 
 ALTERNATIVES = 5
+SETS_TABLES = ("requirement_sets",)
+VENDOR_TABLES = ("vendors", "bindings", "compliance_results")
+ALTERNATIVES_TABLES = (
+    "compliance_results",
+    "vendors",
+    "vendor_work_types",
+    "vendor_regions",
+    "requirement_sets",
+)
 MESSAGES = {
     "unknown_vendor": "the vendor is not known to the connector",
     "vendor_inactive": "the vendor is deactivated",
@@ -29,24 +44,34 @@ MESSAGES = {
 }
 
 
-def decide(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
+def decide(
+    ctx: Context,
+    request: dict[str, Any],
+    snapshots: Snapshots | None = None,
+    write_behind: WriteBehind | None = None,
+) -> dict:
+    """Decide, store the work order and the decision, audit it; returns the decision.
+
+    A web worker passes its `snapshots` (sets, vendors' stored results, alternatives kept between
+    requests) and its `write_behind` (the decision is stored within a moment, in a batch);
+    without them everything is read afresh and the decision is stored before this returns."""
+    snapshots = snapshots or Snapshots(ttl=0)
     session = ctx.session
     with session.begin():
-        vendor = _resolve_vendor(session, request)
+        sets = snapshots.get("requirement_sets", SETS_TABLES, lambda: load_sets(session))
+        vendor = snapshots.get(
+            _vendor_key(request), VENDOR_TABLES, lambda: _vendor_view(session, request)
+        )
         requirement_set = None
         if vendor is None:
-            outcome = _unknown(_fails_open(session, request))
+            outcome = _unknown(_fails_open(session, request, snapshots))
+            # Still worth naming who could take the work: the set the job itself calls for.
+            wanted = _select(sets, request, risk_tier=None)
         elif not vendor.active:
             outcome = _verdict("block", None, None, [_reason("vendor_inactive")])
+            wanted = None
         else:
-            requirement_set = select_requirement_set(
-                load_sets(session),
-                work_type=request["work_type"],
-                region=request["region"],
-                risk_tier=vendor.risk_tier,
-                amount=request.get("amount"),
-                on=request["scheduled_start"],
-            )
+            requirement_set = wanted = _select(sets, request, vendor.risk_tier)
             if requirement_set is None:
                 outcome = _verdict("warn", None, None, [_reason("no_requirement_set")])
             else:
@@ -54,31 +79,24 @@ def decide(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         outcome["vendor_id"] = vendor.id if vendor else None
         outcome["requirement_set"] = requirement_set.key if requirement_set else None
         outcome["alternatives"] = (
-            _alternatives(session, requirement_set, request, vendor.id if vendor else None)
-            if requirement_set is not None or vendor is None
-            else []
+            []
+            if wanted is None
+            else alternatives(
+                session,
+                wanted,
+                [request["work_type"]],
+                [request["region"]],
+                request["scheduled_start"],
+                request["scheduled_end"],
+                exclude=outcome["vendor_id"],
+                snapshots=snapshots,
+            )
         )
-        work_order = _upsert_work_order(session, request, outcome["vendor_id"])
-        row = m.GateDecision(
-            work_order_id=work_order.id,
-            vendor_id=outcome["vendor_id"],
-            decision=outcome["decision"],
-            status=outcome["status"],
-            score=outcome["score"],
-            requirement_set=outcome["requirement_set"],
-            reasons=outcome["reasons"],
-            alternatives=outcome["alternatives"],
-        )
-        session.add(row)
-        session.flush()
-        audit.record(
-            session,
-            ctx.actor,
-            "gate.decision",
-            "work_order",
-            work_order.id,
-            {"decision": row.decision, "vendor_id": row.vendor_id, "reasons": row.reasons},
-        )
+        decision = Decision(uuid4().hex, utcnow(), ctx.actor, request, outcome)
+        if write_behind is None:
+            store(session, [decision])
+    if write_behind is not None:
+        write_behind.add(store, decision)
     return {
         "decision": outcome["decision"],
         "vendor_id": outcome["vendor_id"],
@@ -87,24 +105,65 @@ def decide(ctx: Context, request: dict[str, Any]) -> dict[str, Any]:
         "requirement_set": outcome["requirement_set"],
         "reasons": outcome["reasons"],
         "alternatives": outcome["alternatives"],
-        "decision_id": row.id,
-        "work_order_id": work_order.id,
+        "decision_id": decision.id,
     }
 
 
-def _resolve_vendor(session, request: dict[str, Any]) -> m.Vendor | None:
+def _select(
+    sets: list[RequirementSet], request: dict[str, Any], risk_tier: str | None
+) -> RequirementSet | None:
+    return select_requirement_set(
+        sets,
+        work_type=request["work_type"],
+        region=request["region"],
+        risk_tier=risk_tier,
+        amount=request.get("amount"),
+        on=request["scheduled_start"],
+    )
+
+
+class VendorView(NamedTuple):
+    """What the gate needs of a vendor: its flags and its stored results by set key."""
+
+    id: int
+    active: bool
+    risk_tier: str | None
+    results: dict[str, Any]
+
+
+def _vendor_key(request: dict[str, Any]) -> tuple:
     if request.get("vendor_id") is not None:
-        return session.get(m.Vendor, request["vendor_id"])
-    ref = request["vendor"]
-    return find_by_ref(session, ref["system"], ref["external_id"])
+        return ("vendor", request["vendor_id"])
+    return ("vendor", request["vendor"]["system"], request["vendor"]["external_id"])
 
 
-def _fails_open(session, request: dict[str, Any]) -> bool:
+def _vendor_view(session: Session, request: dict[str, Any]) -> VendorView | None:
+    """The vendor named by id or by external reference, with its stored results (one query)."""
+    connection = session.connection()
+    if request.get("vendor_id") is not None:
+        rows = connection.execute(_VIEW_BY_ID, {"vendor_id": request["vendor_id"]}).all()
+    else:
+        rows = connection.execute(_VIEW_BY_REF, request["vendor"]).all()
+    if not rows:
+        return None
+    first = rows[0]
+    results = {row.requirement_set: row for row in rows if row.id == first.id}
+    results.pop(None, None)
+    return VendorView(first.id, first.active, first.risk_tier, results)
+
+
+def _fails_open(session: Session, request: dict[str, Any], snapshots: Snapshots) -> bool:
     """Unknown vendors are blocked unless the connection they were named by fails open."""
     system = (request.get("vendor") or {}).get("system")
     if system is None:
         return False
-    return bool(session.scalar(select(m.Connection.fail_open).where(m.Connection.name == system)))
+    return snapshots.get(
+        ("fails_open", system),
+        ("connections",),
+        lambda: bool(
+            session.scalar(select(m.Connection.fail_open).where(m.Connection.name == system))
+        ),
+    )
 
 
 def _unknown(fail_open: bool) -> dict[str, Any]:
@@ -120,10 +179,10 @@ def _verdict(decision: str, status: str | None, score: int | None, reasons: list
 
 
 def _result_body(
-    session, vendor: m.Vendor, requirement_set: RequirementSet, request: dict[str, Any]
+    session: Session, vendor: VendorView, requirement_set: RequirementSet, request: dict[str, Any]
 ) -> dict[str, Any]:
     start, end = request["scheduled_start"], request["scheduled_end"]
-    stored = session.get(m.ComplianceResult, (vendor.id, requirement_set.key))
+    stored = vendor.results.get(requirement_set.key)
     if stored_result_usable(stored, requirement_set, start, end):
         return stored.body
     inputs = load_inputs(session, [vendor.id])[vendor.id]
@@ -144,80 +203,205 @@ def _judge(body: dict[str, Any]) -> dict[str, Any]:
     return _verdict(decision, body["status"], body["score"], reasons)
 
 
-def _alternatives(
-    session, requirement_set: RequirementSet | None, request: dict[str, Any], exclude: int | None
+def alternatives(
+    session: Session,
+    requirement_set: RequirementSet,
+    work_types: Sequence[str],
+    regions: Sequence[str],
+    start: date,
+    end: date,
+    *,
+    exclude: int | None = None,
+    snapshots: Snapshots | None = None,
 ) -> list[dict[str, Any]]:
-    """Compliant or expiring vendors for the same work type and region whose stored result
-    holds for the whole window, best score first (one indexed query)."""
-    if requirement_set is None:
-        requirement_set = select_requirement_set(
-            load_sets(session),
-            work_type=request["work_type"],
-            region=request["region"],
-            risk_tier=None,
-            amount=request.get("amount"),
-            on=request["scheduled_start"],
-        )
-        if requirement_set is None:
-            return []
-    r = m.ComplianceResult
-    # The vendors of the trade and region (two indexed sets intersected) are matched while the
-    # set's results are walked from the best score down, so the walk stops after a handful.
-    candidates = (
-        select(m.VendorWorkType.vendor_id)
-        .where(m.VendorWorkType.work_type == request["work_type"])
-        .intersect(
-            select(m.VendorRegion.vendor_id).where(m.VendorRegion.region == request["region"])
-        )
+    """Compliant or expiring vendors for one of the work types and one of the regions whose
+    stored result holds for the whole window, best score first. Kept in the worker's snapshot:
+    a change made by another process shows here within `COI_SNAPSHOT_SECONDS`."""
+    work_types, regions = tuple(sorted(work_types)), tuple(sorted(regions))
+    key = ("alternatives", requirement_set.key, requirement_set.version, work_types, regions)
+    ranked = (snapshots or Snapshots(ttl=0)).get(
+        (*key, start, end),
+        ALTERNATIVES_TABLES,
+        lambda: _ranked(session, requirement_set, work_types, regions, start, end),
     )
-    stmt = (
-        select(m.Vendor.id, m.Vendor.name, r.score, r.status)
-        .join(r, r.vendor_id == m.Vendor.id)
-        .where(
-            r.vendor_id.in_(candidates),
-            r.requirement_set == requirement_set.key,
-            r.set_version == requirement_set.version,
-            r.status.in_(("compliant", "expiring")),
-            r.as_of <= request["scheduled_start"],
-            (r.stable_until.is_(None)) | (r.stable_until >= request["scheduled_end"]),
-            m.Vendor.active.is_(True),
-        )
-        .order_by(r.score.desc(), r.vendor_id.desc())
-        .limit(ALTERNATIVES)
-    )
-    if exclude is not None:
-        stmt = stmt.where(m.Vendor.id != exclude)
+    return [alt for alt in ranked if alt["vendor_id"] != exclude][:ALTERNATIVES]
+
+
+def _ranked(
+    session: Session,
+    requirement_set: RequirementSet,
+    work_types: tuple[str, ...],
+    regions: tuple[str, ...],
+    start: date,
+    end: date,
+) -> list[dict[str, Any]]:
+    if not work_types or not regions:
+        return []
+    params = {
+        "work_types": work_types,
+        "regions": regions,
+        "set_key": requirement_set.key,
+        "set_version": requirement_set.version,
+        "start": start,
+        "end": end,
+    }
     return [
         {"vendor_id": vid, "name": name, "score": score, "status": status}
-        for vid, name, score, status in session.execute(stmt)
+        for vid, name, score, status in session.connection().execute(_RANKED, params)
     ]
 
 
-def _upsert_work_order(session, request: dict[str, Any], vendor_id: int | None) -> m.WorkOrder:
-    ref = request["work_order"]
-    fields = {
-        "vendor_id": vendor_id,
-        "work_type": request["work_type"],
-        "region": request["region"],
-        "scheduled_start": request["scheduled_start"],
-        "scheduled_end": request["scheduled_end"],
-        "amount": request.get("amount"),
+def work_order_id(session: Session, ref: dict[str, str]) -> int | None:
+    """The stored work order a caller names by its system and id there."""
+    return session.scalar(
+        select(m.WorkOrder.id).where(
+            m.WorkOrder.system == ref["system"], m.WorkOrder.external_id == ref["external_id"]
+        )
+    )
+
+
+class Decision(NamedTuple):
+    """A decision as answered, waiting to be stored."""
+
+    id: str
+    at: datetime
+    actor: str
+    request: dict[str, Any]
+    outcome: dict[str, Any]
+
+
+def store(session: Session, decisions: list[Decision]) -> None:
+    """Upsert the decisions' work orders, insert the decisions and their audit events, and emit
+    `gate.blocked` for the blocks: a few statements for the whole batch."""
+    connection = session.connection()
+    orders = {}
+    for d in decisions:
+        ref = d.request["work_order"]
+        # A work order gated twice in one batch is upserted once, as it was last gated.
+        orders[ref["system"], ref["external_id"]] = {
+            "system": ref["system"],
+            "external_id": ref["external_id"],
+            "vendor_id": d.outcome["vendor_id"],
+            "work_type": d.request["work_type"],
+            "region": d.request["region"],
+            "scheduled_start": d.request["scheduled_start"],
+            "scheduled_end": d.request["scheduled_end"],
+            "amount": d.request.get("amount"),
+            "created_at": d.at,
+        }
+    upsert = _UPSERT_WORK_ORDER[connection.dialect.name]
+    ids = {
+        (system, external_id): work_order_id
+        for work_order_id, system, external_id in connection.execute(upsert, list(orders.values()))
     }
-    key = (m.WorkOrder.system == ref["system"]) & (m.WorkOrder.external_id == ref["external_id"])
-    work_order = session.scalar(select(m.WorkOrder).where(key))
-    if work_order is None:
-        try:
-            with session.begin_nested():
-                work_order = m.WorkOrder(
-                    system=ref["system"], external_id=ref["external_id"], **fields
+    order_id = [
+        ids[d.request["work_order"]["system"], d.request["work_order"]["external_id"]]
+        for d in decisions
+    ]
+    connection.execute(
+        _INSERT_DECISION,
+        [
+            {
+                "uid": d.id,
+                "work_order_id": work_order_id,
+                "vendor_id": d.outcome["vendor_id"],
+                "decision": d.outcome["decision"],
+                "status": d.outcome["status"],
+                "score": d.outcome["score"],
+                "requirement_set": d.outcome["requirement_set"],
+                "reasons": d.outcome["reasons"],
+                "alternatives": d.outcome["alternatives"],
+                "created_at": d.at,
+            }
+            for d, work_order_id in zip(decisions, order_id, strict=True)
+        ],
+    )
+    audit.record_many(
+        session,
+        [
+            audit.Event(
+                d.actor,
+                "gate.decision",
+                "work_order",
+                work_order_id,
+                {
+                    "decision_id": d.id,
+                    "decision": d.outcome["decision"],
+                    "vendor_id": d.outcome["vendor_id"],
+                    "reasons": d.outcome["reasons"],
+                },
+                d.at,
+            )
+            for d, work_order_id in zip(decisions, order_id, strict=True)
+        ],
+    )
+    emitter = events.Emitter(session)
+    for d, work_order_id in zip(decisions, order_id, strict=True):
+        events.gate_blocked(emitter, d.request, d.outcome, d.id, work_order_id)
+
+
+# The hot path's statements are built once: building and keying a statement costs more than
+# running it on an indexed lookup.
+_r = m.ComplianceResult
+_VIEW = select(
+    m.Vendor.id,
+    m.Vendor.active,
+    m.Vendor.risk_tier,
+    _r.requirement_set,
+    _r.set_version,
+    _r.as_of,
+    _r.stable_until,
+    _r.body,
+).outerjoin(_r, _r.vendor_id == m.Vendor.id)
+_VIEW_BY_ID = _VIEW.where(m.Vendor.id == bindparam("vendor_id")).order_by(m.Vendor.id)
+_VIEW_BY_REF = (
+    _VIEW.join(m.Binding, m.Binding.vendor_id == m.Vendor.id)
+    .where(
+        m.Binding.system == bindparam("system"),
+        m.Binding.external_id == bindparam("external_id"),
+    )
+    .order_by(m.Vendor.id)
+)
+# The vendors of the trade and region (two indexed sets intersected) are matched while the set's
+# results are walked from the best score down, so the walk stops after a handful.
+_RANKED = (
+    select(m.Vendor.id, m.Vendor.name, _r.score, _r.status)
+    .join(_r, _r.vendor_id == m.Vendor.id)
+    .where(
+        _r.vendor_id.in_(
+            select(m.VendorWorkType.vendor_id)
+            .where(m.VendorWorkType.work_type.in_(bindparam("work_types", expanding=True)))
+            .intersect(
+                select(m.VendorRegion.vendor_id).where(
+                    m.VendorRegion.region.in_(bindparam("regions", expanding=True))
                 )
-                session.add(work_order)
-                session.flush()
-            return work_order
-        except IntegrityError:
-            # The same work order gated concurrently: the other request created it.
-            work_order = session.scalar(select(m.WorkOrder).where(key))
-    for name, value in fields.items():
-        setattr(work_order, name, value)
-    session.flush()
-    return work_order
+            )
+        ),
+        _r.requirement_set == bindparam("set_key"),
+        _r.set_version == bindparam("set_version"),
+        _r.status.in_(("compliant", "expiring")),
+        _r.as_of <= bindparam("start"),
+        (_r.stable_until.is_(None)) | (_r.stable_until >= bindparam("end")),
+        m.Vendor.active.is_(True),
+    )
+    .order_by(_r.score.desc(), _r.vendor_id.desc())
+    # One more than shown, so the vendor being gated can be left out afterwards.
+    .limit(ALTERNATIVES + 1)
+)
+
+
+def _upsert_work_order(dialect_insert) -> Any:
+    """One statement, also when the same work order is gated concurrently."""
+    stmt = dialect_insert(m.WorkOrder.__table__)
+    updated = ("vendor_id", "work_type", "region", "scheduled_start", "scheduled_end", "amount")
+    return stmt.on_conflict_do_update(
+        index_elements=["system", "external_id"],
+        set_={name: stmt.excluded[name] for name in updated},
+    ).returning(m.WorkOrder.id, m.WorkOrder.system, m.WorkOrder.external_id)
+
+
+_UPSERT_WORK_ORDER = {
+    "postgresql": _upsert_work_order(postgresql.insert),
+    "sqlite": _upsert_work_order(sqlite.insert),
+}
+_INSERT_DECISION = insert(m.GateDecision.__table__)

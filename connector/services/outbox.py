@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import AdapterError, WriteRequest
@@ -50,6 +50,36 @@ class Stager:
                     mapping = connections.mapping_for(session, connection, cfg, "out")
                     block = bool(connection.settings.get("block_payment"))
                     self.pushing[(connection.name, cfg["remote"])] = (mapping, block)
+        #: The outbox entries `prefetch` looked up, by remote record (None: it has none).
+        self._entries: dict[tuple[str, str, str], m.OutboxEntry | None] = {}
+        #: New entries of prefetched records, inserted together by `write`.
+        self._new: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def prefetch(self, vendors: Iterable[m.Vendor]) -> None:
+        """Look up the outbox entries of these vendors' pushed records at once, so that staging
+        them makes no query per record."""
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for vendor in vendors:
+            for b in vendor.bindings:
+                if (b.system, b.object) in self.pushing:
+                    wanted.setdefault((b.system, b.object), set()).add(b.external_id)
+        self._entries = {}
+        for (connection, remote_object), ids in wanted.items():
+            self._entries.update(dict.fromkeys((connection, remote_object, i) for i in ids))
+            # The ids are written into the statement (as `compliance.in_values` does, which this
+            # module cannot import): on PostgreSQL a bound list makes a prepared statement whose
+            # generic plan scanned every entry of the connection.
+            found = self.session.scalars(
+                select(m.OutboxEntry).where(
+                    m.OutboxEntry.connection == connection,
+                    m.OutboxEntry.object == remote_object,
+                    m.OutboxEntry.external_id.in_(
+                        bindparam("ids", sorted(ids), expanding=True, literal_execute=True)
+                    ),
+                )
+            )
+            for entry in found:
+                self._entries[(connection, remote_object, entry.external_id)] = entry
 
     def stage(self, vendor: m.Vendor, headline: dict[str, Any] | None) -> None:
         if not self.pushing or headline is None:
@@ -63,43 +93,103 @@ class Stager:
             fields = jsonable(outcome.values)
             acknowledged = binding.pushed_values or {}
             changed = {k: v for k, v in fields.items() if acknowledged.get(k, _MISSING) != v}
-            _put(self.session, binding, vendor.id, changed)
+            key = (binding.system, binding.object, binding.external_id)
+            if key not in self._entries:
+                _put(self.session, binding, vendor.id, changed)
+            elif self._entries[key] is not None:
+                self._entries[key] = _put_entry(
+                    self.session, self._entries[key], *key, changed, vendor_id=vendor.id
+                )
+            elif changed:
+                self._new[key] = _new_entry(*key, changed, vendor.id, utcnow())
+            else:
+                self._new.pop(key, None)
+
+    def write(self) -> None:
+        """Insert the new entries staged since the last `write` (one statement, no objects)."""
+        if self._new:
+            self.session.execute(insert(m.OutboxEntry.__table__), list(self._new.values()))
+            self._new = {}
 
 
 _MISSING = object()
 
 
 def _put(session: Session, binding: m.Binding, vendor_id: int, fields: dict[str, Any]) -> None:
+    stage_record(
+        session, binding.system, binding.object, binding.external_id, fields, vendor_id=vendor_id
+    )
+
+
+def stage_record(
+    session: Session,
+    connection: str,
+    remote_object: str,
+    external_id: str,
+    fields: dict[str, Any],
+    *,
+    vendor_id: int | None = None,
+) -> None:
+    """Stage field values for one remote record (in the caller's transaction): they replace any
+    pending values of that record; no fields removes its pending entry. `deliver` sends them."""
     entry = session.scalar(
         select(m.OutboxEntry).where(
-            m.OutboxEntry.connection == binding.system,
-            m.OutboxEntry.object == binding.object,
-            m.OutboxEntry.external_id == binding.external_id,
+            m.OutboxEntry.connection == connection,
+            m.OutboxEntry.object == remote_object,
+            m.OutboxEntry.external_id == external_id,
         )
     )
+    _put_entry(session, entry, connection, remote_object, external_id, fields, vendor_id=vendor_id)
+
+
+def _put_entry(
+    session: Session,
+    entry: m.OutboxEntry | None,
+    connection: str,
+    remote_object: str,
+    external_id: str,
+    fields: dict[str, Any],
+    *,
+    vendor_id: int | None,
+) -> m.OutboxEntry | None:
+    """`stage_record` once the record's entry (or None) is known; returns its entry now."""
     if not fields:
         if entry is not None and entry.status != "sending":
             session.delete(entry)
-        return
+            return None
+        return entry
     now = utcnow()
     if entry is None:
-        session.add(
-            m.OutboxEntry(
-                connection=binding.system,
-                object=binding.object,
-                external_id=binding.external_id,
-                vendor_id=vendor_id,
-                fields=fields,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-            )
+        entry = m.OutboxEntry(
+            **_new_entry(connection, remote_object, external_id, fields, vendor_id, now)
         )
+        session.add(entry)
     elif entry.fields != fields:
         entry.fields = fields
         entry.updated_at = now
         if entry.status == "failed":
             entry.status, entry.attempts, entry.next_attempt_at = "pending", 0, now
+    return entry
+
+
+def _new_entry(
+    connection: str,
+    remote_object: str,
+    external_id: str,
+    fields: dict[str, Any],
+    vendor_id: int | None,
+    now,
+) -> dict[str, Any]:
+    return {
+        "connection": connection,
+        "object": remote_object,
+        "external_id": external_id,
+        "vendor_id": vendor_id,
+        "fields": fields,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
 
 
 def deliver(sessions: sessionmaker[Session], connection_name: str) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -63,17 +64,26 @@ def upsert_vendor(ctx: Context, data: dict[str, Any]) -> tuple[m.Vendor, bool]:
     return vendor, created
 
 
+#: Vendor columns a canonical vendor record sets as they are.
+SCALAR_FIELDS = ("name", "email", "tax_id", "risk_tier")
+
+
+def tag_values(values: Iterable[str]) -> list[str]:
+    """Work types or regions as stored: unique, sorted."""
+    return sorted(set(values))
+
+
 def apply_fields(vendor: m.Vendor, data: dict[str, Any]) -> None:
     """Set the vendor fields `data` carries (validated canonical vendor fields); others stay."""
-    for name in ("name", "email", "tax_id", "risk_tier"):
+    for name in SCALAR_FIELDS:
         if name in data:
             setattr(vendor, name, data[name])
     if "work_types" in data:
-        wanted_types = sorted(set(data["work_types"]))
+        wanted_types = tag_values(data["work_types"])
         if [w.work_type for w in vendor.work_types] != wanted_types:
             vendor.work_types = [m.VendorWorkType(work_type=w) for w in wanted_types]
     if "regions" in data:
-        wanted_regions = sorted(set(data["regions"]))
+        wanted_regions = tag_values(data["regions"])
         if [r.region for r in vendor.regions] != wanted_regions:
             vendor.regions = [m.VendorRegion(region=r) for r in wanted_regions]
 

@@ -9,6 +9,9 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+# Registers the session events that keep per-process snapshots honest about this process's writes.
+from connector.storage import snapshots  # noqa: F401
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):

@@ -258,6 +258,8 @@ class GateDecision(Base):
     __tablename__ = "gate_decisions"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    #: The `decision_id` answered to the caller, made before the row is written.
+    uid: Mapped[str | None] = mapped_column(String(32), unique=True, index=True)
     work_order_id: Mapped[int] = mapped_column(
         ForeignKey("work_orders.id", ondelete="CASCADE"), nullable=False, index=True
     )
