@@ -274,6 +274,19 @@ def webhooks_announce_expiring() -> None:
     click.echo(f"announced {count} expiring polic{'y' if count == 1 else 'ies'}")
 
 
+@webhooks.command("prune")
+def webhooks_prune() -> None:
+    """Drop inbound receipts older than 7 days and finished outbound deliveries older than 30
+    (the daily job)."""
+    from connector.clock import utcnow
+    from connector.services.retention import prune
+
+    ctx = _context(Settings.from_env(), "cli")
+    with ctx.session.begin():
+        counts = prune(ctx.session, utcnow())
+    click.echo("  ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 @main.group()
 def insurers() -> None:
     """The insurer rating table (A.M. Best by NAIC code)."""

@@ -17,7 +17,7 @@ from rq import Queue, Retry
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.clock import today
+from connector.clock import today, utcnow
 from connector.config import Settings
 
 RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
@@ -164,7 +164,6 @@ def scheduled_syncs_job() -> list[str]:
     connection whose schedule is due, and a push for connections with outbox entries due."""
     from sqlalchemy import func, select
 
-    from connector.clock import utcnow
     from connector.services.outbox import next_due
     from connector.storage import models as m
 
@@ -253,6 +252,16 @@ def policy_expiring_job() -> int:
     session = _worker_jobs().sessions()
     with session, session.begin():
         return announce_expiring(session, today())
+
+
+def prune_webhooks_job() -> dict:
+    """Daily (see `connector.cron`): drop webhook receipts and finished deliveries past their
+    keeping time (`connector.services.retention`)."""
+    from connector.services.retention import prune
+
+    session = _worker_jobs().sessions()
+    with session, session.begin():
+        return prune(session, utcnow())
 
 
 def _enqueue_unless_waiting(queue: Queue, job_id: str, func) -> None:

@@ -82,5 +82,12 @@ def test_demo_runs_end_to_end_on_sqlite_against_the_peers(tmp_path):
     assert "Salesforce         56 Account records sent in 1 batch(es)" in output
     assert "Blocked=Payment" in output and "DoNotDispatch=true" in output
     assert "COI_Status__c=Expiring" in output
+    # The dispatch system's signed webhooks: allowed, blocked and flagged back, a repeat
+    # answered the same with no second decision.
+    webhooks = output.split("webhooks from dispatch")[1]
+    assert "got back 200 ALLOW" in webhooks and "got back 200 BLOCK" in webhooks
+    assert "ComplianceHold=true  ComplianceNote=COI check: block." in webhooks
+    assert "the same answer" in webhooks
+    assert "decisions stored: 284019001 1, 284019002 1" in webhooks
     # The demo's secrets live in the environment only while it runs.
     assert not [name for name in os.environ if name.startswith("COI_DEMO_")]

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from adapters.base import AdapterError
 from connector.app import runtime
-from connector.cli import main
+from connector.cli import main, sync_progress_line
 from connector.schemas import vendor_create_schema
 from connector.services.sync import _load_vendor, run_sync
 from connector.storage import models as m
@@ -202,6 +202,12 @@ def test_coi_sync_shows_a_progress_bar_against_the_remote_total(
     assert "[" + "#" * 30 + "] 100% 11/11  created 11" in frames[-1]
     assert "4/11" in frames[1] and "8/11" in frames[2]
     assert "sync run" in frames[-1]
+
+
+def test_coi_sync_counts_records_when_the_remote_gives_no_total():
+    line = sync_progress_line({"seen": 4200, "created": 4000, "merged": 0, "rejected": 2})
+
+    assert line == "4,200 records  created 4,000  rejected 2"
 
 
 _text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=70)

@@ -22,16 +22,24 @@ network's data through the sandboxes' ``set_fields`` / ``touch_provider``; their
 (``V10000`` + 10 n, ``P-1001`` + n) is what the network's refs follow.
 
 Secrets never enter connection settings: :meth:`DemoPeers.environment` gives the environment
-variables the connections name (``*_env`` settings).
+variables the connections name (``*_env`` settings), among them the dispatch webhooks' signing
+secret, a fresh ``whsec_`` secret per run.
+
+The dispatch connection also receives work-order webhooks (its ``WorkOrder`` object, mapped
+with the shipped ``dispatch_work_order_in``) and flags a blocked work order back
+(``writeback: flag``); :meth:`DemoPeers.create_work_order` makes such a work order in the
+dispatch system from a sample gate request.
 """
 
 from __future__ import annotations
 
+import base64
 import random
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from connector.demo.network import REGIONS, SampleNetwork
@@ -52,6 +60,9 @@ SECRET_ENV = {
     BC: "COI_DEMO_BC_PASSWORD",
     DISPATCH: "COI_DEMO_DISPATCH_CLIENT_SECRET",
 }
+WEBHOOK_SECRET_ENV = "COI_DEMO_DISPATCH_WEBHOOK_SECRET"
+#: The work-order events the dispatch system's admin subscribes the connector to.
+WORK_ORDER_EVENTS = ("WorkOrderCreated", "WorkOrderTechnicianAssigned")
 
 _SF_TRADES = {
     "plumbing": "Plumbing",
@@ -91,6 +102,8 @@ class DemoPeers:
         self.salesforce = SalesforceSandbox()
         self.bc = BusinessCentralSandbox(company="ACME FACILITIES", today=as_of)
         self.dispatch = DispatchSandbox()
+        #: A Standard Webhooks secret (`whsec_` + base64 of the key), shared by both sides.
+        self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         named = {(o["vendor"]["system"], o["vendor"]["external_id"]) for o in network.work_orders}
         single = [e["vendor"] for e in network.vendors if len(e["vendor"]["regions"]) == 1]
         self.not_in_salesforce = {
@@ -151,6 +164,7 @@ class DemoPeers:
             SECRET_ENV[SALESFORCE]: self.salesforce.client_secret,
             SECRET_ENV[BC]: self.bc.password,
             SECRET_ENV[DISPATCH]: self.dispatch.client_secret,
+            WEBHOOK_SECRET_ENV: self.webhook_secret,
         }
 
     def connections(self) -> list[dict[str, Any]]:
@@ -165,8 +179,16 @@ class DemoPeers:
                     "client_secret_env": SECRET_ENV[DISPATCH],
                     "retry_base_seconds": 0.01,
                     "timeout": 10,
+                    "webhook_secret_env": WEBHOOK_SECRET_ENV,
+                    "writeback": "flag",
                 },
                 "dispatch_provider",
+                {
+                    "remote": "WorkOrder",
+                    "canonical": "work_order",
+                    "sync_in": False,
+                    "mapping_in": "dispatch_work_order_in",
+                },
             ),
             _connection(
                 BC,
@@ -198,6 +220,23 @@ class DemoPeers:
             ),
         ]
 
+    def create_work_order(
+        self, order: dict[str, Any], contractor: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A work order in the dispatch system like the sample gate request `order`: assigned to
+        the contractor's provider at one of its locations, in the trade's dispatch code."""
+        provider = self.dispatch.provider(ref(contractor, DISPATCH))
+        if provider is None:
+            raise KeyError(ref(contractor, DISPATCH))
+        start = date.fromisoformat(order["scheduled_start"])
+        return self.dispatch.create_work_order(
+            ProviderId=provider["Id"],
+            LocationId=provider["Locations"][0],
+            Trade=_DISPATCH_TRADES[order["work_type"]],
+            Nte=order["amount"] / 100,  # the sample's cents, the dispatch system's dollars
+            ScheduledDate=datetime.combine(start, time(9), UTC).isoformat(),
+        )
+
     def calls(self) -> dict[str, Counter[str]]:
         """HTTP requests each stand-in has served so far, by endpoint or operation."""
         return {
@@ -218,7 +257,10 @@ class DemoPeers:
         return self.dispatch.provider(provider_id)
 
 
-def _connection(name: str, kind: str, settings: dict[str, Any], mapping: str) -> dict[str, Any]:
+def _connection(
+    name: str, kind: str, settings: dict[str, Any], mapping: str, *more: dict[str, Any]
+) -> dict[str, Any]:
+    """A connection pushing compliance to its vendor object; `more` objects after it."""
     return {
         "name": name,
         "kind": kind,
@@ -230,7 +272,8 @@ def _connection(name: str, kind: str, settings: dict[str, Any], mapping: str) ->
                 "push": True,
                 "mapping_in": f"{mapping}_in",
                 "mapping_out": f"{mapping}_out",
-            }
+            },
+            *more,
         ],
     }
 

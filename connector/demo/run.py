@@ -8,14 +8,20 @@ pushed back to every peer, Business Central blocking payments), puts the require
 insurer ratings, pulls the vendors in from each peer — the same contractor seen in several
 systems becomes one vendor with a binding per system — records the certificates and
 cancellation notices, prints where the network stands, gates the sample work orders, delivers
-the outbox to each peer and prints the compliance fields as the peers now hold them.
+the outbox to each peer and prints the compliance fields as the peers now hold them. Then it
+serves the app on a real socket and the dispatch system, subscribed as its admin would, sends
+signed work-order webhooks: one for a compliant provider (allow), one for a non-compliant one
+(block, and the work order is flagged back in the dispatch system); the blocked one is sent
+again with the same delivery id and gets the same answer, with no second decision.
 
 It exits non-zero when any call fails, a decision differs from what the sample work order is
-meant to show, or a peer does not hold what was pushed, so the demo doubles as a smoke test.
+meant to show, a peer does not hold what was pushed, or a webhook is not answered, written back
+or de-duplicated as it should be, so the demo doubles as a smoke test.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -26,6 +32,8 @@ from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import func, select
 
 from adapters.base import AdapterError
 from connector.api.auth import create_token
@@ -39,6 +47,8 @@ from connector.demo.peers import (
     OBJECTS,
     SALESFORCE,
     SYNC_ORDER,
+    WEBHOOK_SECRET_ENV,
+    WORK_ORDER_EVENTS,
     DemoPeers,
     ref,
 )
@@ -50,10 +60,16 @@ from connector.services.reports import print_summary
 from connector.services.sync import run_sync
 from connector.storage import models as m
 from connector.storage.db import make_engine, upgrade_if_empty
+from sandbox.dispatch import send_webhook
+from sandbox.server import serve
 
 #: How many vendors the closing table shows (the work orders' vendors come first).
 SHOWN_VENDORS = 6
 _SF_STATUS = {"compliant": "Compliant", "expiring": "Expiring", "non_compliant": "Non-compliant"}
+#: How long the demo waits for a webhook's writeback to reach the dispatch system.
+WRITEBACK_SECONDS = 10.0
+#: How much of a work order's compliance note the demo prints.
+NOTE_SHOWN = 100
 
 
 class DemoFailed(Exception):
@@ -81,6 +97,8 @@ def run_demo(database_url: str | None, as_of: date, echo: Callable[[str], None])
             mismatches = demo.gate()
             demo.push()
             differences = demo.show_peers()
+            with _served(app) as url:
+                unexpected = demo.webhooks(url)
     except DemoFailed as err:
         echo(f"\ndemo failed: {err}")
         return 1
@@ -91,7 +109,9 @@ def run_demo(database_url: str | None, as_of: date, echo: Callable[[str], None])
         echo(f"\n{mismatches} gate decision(s) differ from what the sample meant to show")
     if differences:
         echo(f"\n{differences} peer record(s) do not hold the compliance the connector pushed")
-    if mismatches or differences:
+    if unexpected:
+        echo(f"\n{unexpected} webhook check(s) did not hold")
+    if mismatches or differences or unexpected:
         return 1
     echo(
         f"\ndemo finished in {time.monotonic() - started:.1f} s: every call succeeded, "
@@ -113,6 +133,16 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def _served(app) -> Iterator[str]:
+    """The app on a real socket (a thread) for the peers' webhooks; its base URL."""
+    server = serve(app)
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 class _Demo:
@@ -152,7 +182,7 @@ class _Demo:
             f"\nput {len(self.network.requirement_sets)} requirement set versions and "
             f"{len(rows)} insurer ratings\n"
             f"added connections {', '.join(SYNC_ORDER)}: secrets in environment variables, "
-            "compliance pushed back, bc blocking payments"
+            "compliance pushed back, bc blocking payments, dispatch sending work-order webhooks"
         )
 
     # -- sync in -------------------------------------------------------------------------------
@@ -325,6 +355,132 @@ class _Demo:
                 self.echo(f"    <-- {problem}")
         return differences
 
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def webhooks(self, base_url: str) -> int:
+        """The dispatch system, subscribed to our receiver, sends a signed `WorkOrderCreated`
+        for a compliant and a non-compliant provider's work order, then the blocked one again
+        (a sender's retry); the number of checks that did not hold."""
+        dispatch, secret = self.peers.dispatch, self.peers.webhook_secret
+        target = f"{base_url}/webhooks/{DISPATCH}/work-order"
+        dispatch.subscribe(target, secret, WORK_ORDER_EVENTS, "standard")
+        self.echo(
+            "\nwebhooks from dispatch, our app served on a real socket\n"
+            f"  {'subscribed':<11} {target}\n"
+            f"  {'events':<11} {', '.join(WORK_ORDER_EVENTS)}\n"
+            f"  {'signed':<11} Standard Webhooks, a new whsec_ secret in {WEBHOOK_SECRET_ENV}\n"
+            f"  {'writeback':<11} flag: a blocked work order gets ComplianceHold, ComplianceNote"
+        )
+        unexpected = 0
+        sent: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for intent, order, contractor in self.webhook_cases():
+            created = self.peers.create_work_order(order, contractor)
+            deliveries = dispatch.emit("WorkOrderCreated", created["Id"])
+            if len(deliveries) != 1:
+                raise DemoFailed(f"the dispatch system sent {len(deliveries)} webhooks, not 1")
+            status, answer = deliveries[0].status, _answer(deliveries[0].body)
+            ok = status == 200 and answer.get("decision") == intent
+            unexpected += not ok
+            self.echo(
+                f"\nWorkOrderCreated {created['Id']} {order['work_type']} at location "
+                f"{created['LocationId']}, {created['ProviderId']} {created['ProviderName']}\n"
+                f"    got back {_decision(status, answer)}"
+                + ("" if ok else f"  <-- expected 200 {intent}")
+            )
+            for reason in answer.get("reasons") or ():
+                self.echo(f"    reason: {reason['code']}: {reason['message']}")
+            held = self.writeback(created["Id"], intent == "block")
+            unexpected += held["ComplianceHold"] is not (intent == "block")
+            self.echo(
+                f"    dispatch work order {created['Id']}  "
+                + _fields(held, "ComplianceHold")
+                + f"  ComplianceNote={_brief(held.get('ComplianceNote'))}"
+                + ("" if held["ComplianceHold"] is (intent == "block") else "  <-- not as decided")
+            )
+            sent.append((created, answer))
+        created, answer = sent[-1]
+        delivery_id = self.delivery_id(answer.get("decision_id"))
+        repeat = send_webhook(target, "WorkOrderCreated", created, secret, msg_id=delivery_id)
+        same = repeat.status == 200 and _answer(repeat.body) == answer
+        unexpected += not same
+        self.echo(
+            f"\nsent {created['Id']} again, same webhook-id {delivery_id}\n"
+            f"    got back {_decision(repeat.status, _answer(repeat.body))}, "
+            + ("the same answer" if same else "a different answer  <-- expected the same")
+        )
+        stored = {str(c["Id"]): self.decisions_stored(str(c["Id"])) for c, _ in sent}
+        unexpected += sum(n != 1 for n in stored.values())
+        self.echo(
+            "    decisions stored: "
+            + ", ".join(
+                f"{wo} {n}" + ("" if n == 1 else "  <-- expected 1") for wo, n in stored.items()
+            )
+        )
+        return unexpected
+
+    def webhook_cases(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """(intent, sample gate request, contractor): the first work order meant to be allowed,
+        then the first meant to be blocked whose vendor is non-compliant."""
+        by_ref = {
+            (r["system"], r["external_id"]): entry
+            for entry in self.network.vendors
+            for r in entry["vendor"]["external_refs"]
+        }
+        vendors = {v["id"]: v for v in self.list_vendors()}
+        cases: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+        for order, intent in zip(
+            self.network.work_orders, self.network.work_order_intents, strict=True
+        ):
+            entry = by_ref.get((order["vendor"]["system"], order["vendor"]["external_id"]))
+            if entry is None or intent["intent"] not in ("allow", "block"):
+                continue
+            status = vendors[self.vendor_id(entry["vendor"])]["status"]
+            if intent["intent"] == "allow" or status == "non_compliant":
+                cases.setdefault(intent["intent"], (intent["intent"], order, entry["vendor"]))
+        if set(cases) != {"allow", "block"}:
+            raise DemoFailed("the sample has no allowed and non-compliant work orders to send")
+        return [cases["allow"], cases["block"]]
+
+    def writeback(self, work_order_id: int, expected: bool) -> dict[str, Any]:
+        """The work order as the dispatch system holds it, once the hold is as `expected` (the
+        writeback is delivered right after the answer) or the wait is over."""
+        deadline = time.monotonic() + WRITEBACK_SECONDS
+        while True:
+            held = self.peers.dispatch.work_order(work_order_id)
+            if held["ComplianceHold"] is expected or time.monotonic() >= deadline:
+                return held
+            time.sleep(0.02)
+
+    def delivery_id(self, decision_id: Any) -> str:
+        """The `webhook-id` of the delivery that was answered with this decision, as the
+        receiver recorded it."""
+        self.flush()
+        with self.rt.sessions() as session:
+            receipts = session.execute(
+                select(m.WebhookReceipt.delivery_id, m.WebhookReceipt.response_body).where(
+                    m.WebhookReceipt.connection == DISPATCH
+                )
+            ).all()
+        for delivery_id, body in receipts:
+            if isinstance(body, dict) and body.get("decision_id") == decision_id:
+                return delivery_id
+        raise DemoFailed(f"no webhook receipt holds the answer with decision {decision_id}")
+
+    def decisions_stored(self, work_order_id: str) -> int:
+        self.flush()
+        with self.rt.sessions() as session:
+            return session.scalar(
+                select(func.count())
+                .select_from(m.GateDecision)
+                .join(m.WorkOrder, m.WorkOrder.id == m.GateDecision.work_order_id)
+                .where(m.WorkOrder.system == DISPATCH, m.WorkOrder.external_id == work_order_id)
+            )
+
+    def flush(self) -> None:
+        """Store what the web app keeps behind its answers (decisions, webhook receipts)."""
+        if self.rt.write_behind is not None:
+            self.rt.write_behind.flush()
+
     def shown(self) -> list[dict[str, Any]]:
         """One work-order vendor per scenario (allow, warn, expired, cancelled, expiring), then
         one that Salesforce does not know."""
@@ -399,6 +555,30 @@ def _show(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return "-" if value is None else str(value)
+
+
+def _answer(body: str) -> dict[str, Any]:
+    """A webhook's JSON answer (an object), or {} when it is not one."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _decision(status: int, answer: dict[str, Any]) -> str:
+    if not answer.get("decision"):
+        return f"{status} {answer.get('error') or answer}"
+    return (
+        f"{status} {answer['decision'].upper()} (vendor {answer['vendor_id']}, "
+        f"{answer['status']}, score {answer['score']})"
+    )
+
+
+def _brief(text: str | None) -> str:
+    if text is None:
+        return "-"
+    return text if len(text) <= NOTE_SHOWN else text[: NOTE_SHOWN - 3] + "..."
 
 
 def _count_word(n: int) -> str:

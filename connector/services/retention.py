@@ -1,0 +1,39 @@
+"""How long webhook records are kept: the daily prune.
+
+Inbound receipts exist so that a sender's retry of a delivery has no second effect; senders give
+up retrying within days (Standard Webhooks senders within about a day and a half), so a receipt
+older than `RECEIPT_DAYS` protects nothing. Outbound deliveries that reached their end
+(delivered, or failed after the last retry) are the delivery log subscribers' admins read; they
+are kept `DELIVERY_DAYS`, with their attempts. Waiting deliveries are never pruned.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_
+from sqlalchemy.orm import Session
+
+from connector.storage import models as m
+
+RECEIPT_DAYS = 7
+DELIVERY_DAYS = 30
+
+
+def prune(session: Session, now: datetime) -> dict[str, int]:
+    """Delete what is past its keeping time (in the caller's transaction); returns counts."""
+    receipts = session.execute(
+        delete(m.WebhookReceipt).where(
+            m.WebhookReceipt.received_at < now - timedelta(days=RECEIPT_DAYS)
+        )
+    ).rowcount
+    finished = now - timedelta(days=DELIVERY_DAYS)
+    d = m.WebhookDelivery
+    deliveries = session.execute(
+        delete(d).where(
+            d.status.in_(("delivered", "failed")),
+            # A failed delivery has no delivery time: its age is its event's.
+            or_(d.delivered_at < finished, d.delivered_at.is_(None) & (d.created_at < finished)),
+        )
+    ).rowcount
+    return {"receipts": receipts, "deliveries": deliveries}
