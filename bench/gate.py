@@ -538,13 +538,15 @@ def decision_mix(port: int, token: str, bodies: list[dict]) -> dict[str, int]:
 
 Request = tuple[str, str, bytes | None, dict[str, str]]
 
+# Thread k of n sends requests k, k + n, k + 2n, ...: the threads share the list without sending
+# the same request twice in a round (signed webhook deliveries must be unique).
 LUA = r"""
 local requests = {}
 local index = 0
 local threads = 0
 
 function setup(thread)
-  thread:set("offset", threads * 37)
+  thread:set("first", threads)
   threads = threads + 1
 end
 
@@ -552,12 +554,13 @@ function init(args)
   for k, r in ipairs(specs) do
     requests[k] = wrk.format(r[1], r[2], r[3], r[4])
   end
-  index = (offset or 0) % #requests
+  index = first or 0
 end
 
 function request()
-  index = index % #requests + 1
-  return requests[index]
+  local r = requests[index % #requests + 1]
+  index = index + nthreads
+  return r
 end
 
 function done(summary, latency, requests_)
@@ -578,20 +581,34 @@ def _lua_string(value: str) -> str:
     return f"[{level}[{value}]{level}]"
 
 
+#: Requests per Lua function: a Lua function holds at most 65,536 constants, and every signed
+#: webhook request brings a few of its own.
+LUA_CHUNK = 5_000
+
+
 def _lua_specs(requests: list[Request]) -> str:
-    lines = ["specs = {"]
-    for method, path, body, headers in requests:
-        items = ", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items())
-        lua_body = _lua_string(body.decode()) if body is not None else "nil"
-        lines.append(f"  {{{_lua_string(method)}, {_lua_string(path)}, {{{items}}}, {lua_body}}},")
-    lines.append("}")
+    lines = ["specs = {}"]
+    for start in range(0, len(requests), LUA_CHUNK):
+        lines.append("local function chunk()")
+        for method, path, body, headers in requests[start : start + LUA_CHUNK]:
+            items = ", ".join(
+                f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in headers.items()
+            )
+            lua_body = _lua_string(body.decode()) if body is not None else "nil"
+            lines.append(
+                f"  specs[#specs + 1] = {{{_lua_string(method)}, {_lua_string(path)}, "
+                f"{{{items}}}, {lua_body}}}"
+            )
+        lines.append("end")
+        lines.append("chunk()")
     return "\n".join(lines)
 
 
 def run_wrk(port: int, requests: list[Request], connections: int, seconds: int, folder: str):
     script = Path(folder) / f"wrk-{len(requests)}.lua"
-    script.write_text(_lua_specs(requests) + LUA)
-    argv = ["wrk", "-t", str(min(2, connections)), "-c", str(connections)]
+    threads = min(2, connections)
+    script.write_text(f"nthreads = {threads}\n" + _lua_specs(requests) + LUA)
+    argv = ["wrk", "-t", str(threads), "-c", str(connections)]
     argv += ["-d", f"{seconds}s", "--timeout", f"{HTTP_TIMEOUT}s", "--latency", "-s", str(script)]
     argv.append(f"http://127.0.0.1:{port}")
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
@@ -610,16 +627,23 @@ def run_wrk(port: int, requests: list[Request], connections: int, seconds: int, 
 
 
 def _client_process(
-    port: int, requests: list[Request], threads: int, offset: int, start_at: float, seconds: float
+    port: int,
+    requests: list[Request],
+    threads: int,
+    offset: int,
+    stride: int,
+    start_at: float,
+    seconds: float,
 ) -> tuple[list[float], int, float, float]:
-    """One client process: `threads` connections, each sending requests in turn."""
+    """One client process: `threads` connections; connection k of all `stride` sends requests
+    k, k + stride, ... (no request twice in a round)."""
     latencies: list[list[float]] = [[] for _ in range(threads)]
     errors = [0] * threads
     ends = [0.0] * threads
 
     def drive(n: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT)
-        i = (offset + n) * 37
+        i = offset + n
         mine = latencies[n]
         while time.time() < start_at:
             time.sleep(0.001)
@@ -629,7 +653,7 @@ def _client_process(
             if now >= deadline:
                 break
             method, path, body, headers = requests[i % len(requests)]
-            i += 1
+            i += stride
             began = time.perf_counter()
             try:
                 conn.request(method, path, body=body, headers=headers)
@@ -664,7 +688,16 @@ def run_python(pool, processes: int, port: int, requests, connections: int, seco
     shares = [connections // processes + (k < connections % processes) for k in range(processes)]
     start_at = time.time() + 0.5
     futures = [
-        pool.submit(_client_process, port, requests, share, sum(shares[:k]), start_at, seconds)
+        pool.submit(
+            _client_process,
+            port,
+            requests,
+            share,
+            sum(shares[:k]),
+            connections,
+            start_at,
+            seconds,
+        )
         for k, share in enumerate(shares)
         if share
     ]

@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         engine,
         sessions,
         Jobs(settings, sessions),
-        Snapshots(settings.snapshot_seconds),
+        Snapshots(settings.snapshot_seconds, engine),
         write_behind,
     )
 

@@ -21,9 +21,9 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     queue_name: str = "coi"
     secret_key: str | None = field(default=None, repr=False)
-    #: How long a worker may answer from its snapshot of sets, tokens and gate alternatives
-    #: before it reads them again (its own writes are seen at once).
-    snapshot_seconds: float = 5.0
+    #: How often a web worker asks the database whether other processes changed what its
+    #: snapshots hold (sets, tokens, stored results, alternatives); its own writes are seen at once.
+    snapshot_seconds: float = 1.0
     #: Gate decisions and webhook receipts are stored in batches this often by each web worker
     #: (0: in the request).
     write_behind_ms: int = 50
@@ -40,7 +40,7 @@ class Settings:
             max_body_bytes=int(env.get("COI_MAX_BODY_BYTES") or 1024 * 1024),
             queue_name=env.get("COI_QUEUE") or "coi",
             secret_key=_secret_key(env),
-            snapshot_seconds=float(env.get("COI_SNAPSHOT_SECONDS") or 5.0),
+            snapshot_seconds=float(env.get("COI_SNAPSHOT_SECONDS") or 1.0),
             write_behind_ms=int(env.get("COI_WRITE_BEHIND_MS") or 50),
             embed_frame_ancestors=env.get("COI_EMBED_FRAME_ANCESTORS") or "'self'",
         )

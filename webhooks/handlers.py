@@ -73,7 +73,7 @@ def work_order(inbound: Inbound) -> Outcome:
     payload = _object(inbound.payload)
     ctx = inbound.context()
     with ctx.session:
-        cfg, mapping = (inbound.snapshots or Snapshots(ttl=0)).get(
+        cfg, mapping = (inbound.snapshots or Snapshots.uncached()).get(
             ("work_order_mapping", inbound.connection),
             ("connections", "mapping_versions"),
             lambda: _work_order_mapping(ctx.session, inbound.connection),

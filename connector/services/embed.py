@@ -205,7 +205,7 @@ def vendor_view(
     """The vendor's headline result today (stored when it still holds, else evaluated now), its
     deficiencies in words, and the best compliant vendors for the same work (`snapshots`: the
     worker's, which keeps the gate's ranked alternatives between requests)."""
-    snapshots = snapshots or Snapshots(ttl=0)
+    snapshots = snapshots or Snapshots.uncached()
     sets = snapshots.get("requirement_sets", SETS_TABLES, lambda: load_sets(session))
     requirement_set = headline([(s, s) for s in applicable_sets(sets, vendor, today)])
     body, evaluated_at = None, None

@@ -55,7 +55,7 @@ def decide(
     A web worker passes its `snapshots` (sets, vendors' stored results, alternatives kept between
     requests) and its `write_behind` (the decision is stored within a moment, in a batch);
     without them everything is read afresh and the decision is stored before this returns."""
-    snapshots = snapshots or Snapshots(ttl=0)
+    snapshots = snapshots or Snapshots.uncached()
     session = ctx.session
     with session.begin():
         sets = snapshots.get("requirement_sets", SETS_TABLES, lambda: load_sets(session))
@@ -219,7 +219,7 @@ def alternatives(
     a change made by another process shows here within `COI_SNAPSHOT_SECONDS`."""
     work_types, regions = tuple(sorted(work_types)), tuple(sorted(regions))
     key = ("alternatives", requirement_set.key, requirement_set.version, work_types, regions)
-    ranked = (snapshots or Snapshots(ttl=0)).get(
+    ranked = (snapshots or Snapshots.uncached()).get(
         (*key, start, end),
         ALTERNATIVES_TABLES,
         lambda: _ranked(session, requirement_set, work_types, regions, start, end),

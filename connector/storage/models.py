@@ -493,3 +493,14 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class ChangeVersion(Base):
+    """A counter per table that the web workers' snapshots are built from, raised by every commit
+    that writes to the table: a worker reads these few rows now and then to learn what other
+    processes changed (`connector.storage.snapshots`)."""
+
+    __tablename__ = "change_versions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False)

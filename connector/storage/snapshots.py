@@ -1,12 +1,18 @@
 """Process-local snapshots of what the hot paths read on every request and what changes rarely:
-requirement sets, API tokens, the gate's alternatives.
+requirement sets, API tokens, vendors' stored results, the gate's alternatives, webhook settings.
 
-Each snapshot names the tables it is built from. It is rebuilt when it is older than the time to
-live, and at once when this process commits a write to one of those tables: every commit made
-through a SQLAlchemy `Session` bumps a per-table generation (session events below), and a snapshot
-built under older generations is stale. So a change made through this process is seen by its very
-next request, and a change made by another process (another gunicorn worker, an rq worker) within
-`ttl` seconds. Writes that bypass the `Session` (plain `Connection.execute`) are seen by age only.
+Each snapshot names the tables it is built from (all of them in `WATCHED`). It is rebuilt only
+when one of those tables changed:
+
+- a commit made through a SQLAlchemy `Session` in this process bumps a per-table generation
+  (session events below), and a snapshot built under older generations is not used: this
+  process's own writes are seen by its very next request;
+- the same commit raises the table's row in `change_versions`, in its own transaction; every
+  `check_seconds` a worker reads those few rows and bumps the generations of the tables another
+  process (another gunicorn worker, an rq worker) changed: their writes are seen within
+  `check_seconds`;
+- writes that bypass the `Session` (a plain `Connection.execute`, a bulk load, `psql`) raise no
+  counter: a snapshot is rebuilt anyway once it is `MAX_AGE` seconds old.
 """
 
 from __future__ import annotations
@@ -17,17 +23,45 @@ from collections.abc import Callable, Hashable, Iterable
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import ORMExecuteState, Session
 
-#: Generation of each table, bumped after every commit that wrote to it in this process.
+from connector.storage.models import ChangeVersion
+
+#: The tables snapshots are built from: commits that write to them raise their counters.
+WATCHED = frozenset(
+    {
+        "api_tokens",
+        "bindings",
+        "compliance_results",
+        "connections",
+        "mapping_versions",
+        "requirement_sets",
+        "vendor_regions",
+        "vendor_work_types",
+        "vendors",
+    }
+)
+#: The longest a snapshot is used, for writes no counter tells of.
+MAX_AGE = 300.0
+
+#: Generation of each table, bumped after every commit that wrote to it in this process and when
+#: a check finds another process changed it.
 _generations: dict[str, int] = {}
 _lock = threading.Lock()
 _TOUCHED = "coi.touched_tables"
+_INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def generation(tables: Iterable[str]) -> tuple[int, ...]:
     return tuple(_generations.get(name, 0) for name in tables)
+
+
+def _bump(names: Iterable[str]) -> None:
+    with _lock:
+        for name in names:
+            _generations[name] = _generations.get(name, 0) + 1
 
 
 @event.listens_for(Session, "after_flush")
@@ -45,31 +79,67 @@ def _collect_statement(state: ORMExecuteState) -> None:
             state.session.info.setdefault(_TOUCHED, set()).add(table.name)
 
 
+@event.listens_for(Session, "before_commit")
+def _raise_counters(session: Session) -> None:
+    session.flush()  # what the commit would flush belongs to the touched tables too
+    watched = sorted(session.info.get(_TOUCHED, set()) & WATCHED)
+    if not watched:
+        return
+    connection = session.connection()
+    insert = _INSERT[connection.dialect.name](ChangeVersion.__table__)
+    # Sorted, so two transactions raising the same counters lock them in the same order.
+    connection.execute(
+        insert.on_conflict_do_update(
+            index_elements=["name"], set_={"version": ChangeVersion.__table__.c.version + 1}
+        ),
+        [{"name": name, "version": 1} for name in watched],
+    )
+
+
 @event.listens_for(Session, "after_commit")
-def _bump(session: Session) -> None:
+def _after_commit(session: Session) -> None:
     # A rolled-back write leaves its tables in the set until the next commit: one needless
     # rebuild is cheaper than tracking savepoints.
     touched = session.info.pop(_TOUCHED, None)
     if touched:
-        with _lock:
-            for name in touched:
-                _generations[name] = _generations.get(name, 0) + 1
+        _bump(touched)
 
 
 class Snapshots:
     """A bounded cache of values built from the database, keyed by the caller. `None` is never
-    kept, so a missing row (an unknown token, say) is looked up again next time."""
+    kept, so a missing row (an unknown token, say) is looked up again next time.
 
-    def __init__(self, ttl: float, max_entries: int = 4096):
-        self.ttl = ttl
+    With an `engine`, other processes' changes are checked every `check_seconds`; without one
+    (or with `check_seconds` 0) nothing is kept: every `get` builds afresh."""
+
+    def __init__(
+        self,
+        check_seconds: float,
+        engine: Engine | None = None,
+        *,
+        max_entries: int = 4096,
+        max_age: float = MAX_AGE,
+    ):
+        self.check_seconds = check_seconds
+        self.engine = engine
         self.max_entries = max_entries
+        self.max_age = max_age if engine is not None and check_seconds > 0 else 0.0
         self._entries: dict[Hashable, tuple[float, tuple[int, ...], Any]] = {}
+        self._checked_at = -float("inf")
+        self._seen: dict[str, int] | None = None
+
+    @classmethod
+    def uncached(cls) -> Snapshots:
+        """For callers outside a web worker: every read goes to the database."""
+        return cls(0)
 
     def get(self, key: Hashable, tables: tuple[str, ...], build: Callable[[], Any]) -> Any:
         now = time.monotonic()
+        if self.max_age and now - self._checked_at >= self.check_seconds:
+            self._check(now)
         stamp = generation(tables)
         entry = self._entries.get(key)
-        if entry is not None and entry[1] == stamp and now - entry[0] < self.ttl:
+        if entry is not None and entry[1] == stamp and now - entry[0] < self.max_age:
             return entry[2]
         value = build()
         if value is None:
@@ -79,6 +149,20 @@ class Snapshots:
             self._entries.clear()
         self._entries[key] = (now, stamp, value)
         return value
+
+    def _check(self, now: float) -> None:
+        """Bump the generations of the tables another process changed since the last check."""
+        self._checked_at = now
+        with self.engine.connect() as connection:
+            versions = dict(
+                connection.execute(select(ChangeVersion.name, ChangeVersion.version)).all()
+            )
+        if self._seen is not None:
+            _bump(name for name, version in versions.items() if self._seen.get(name) != version)
+        else:
+            # The first look: anything kept so far may predate it.
+            self._entries.clear()
+        self._seen = versions
 
     def clear(self) -> None:
         self._entries.clear()
