@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -35,6 +36,8 @@ def _now() -> Mapped[datetime]:
 
 class Vendor(Base):
     __tablename__ = "vendors"
+    # Sync merges a record into the vendor another system brought in by e-mail, case-blind.
+    __table_args__ = (Index("ix_vendors_email_lower", text("lower(email)")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
