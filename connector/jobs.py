@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cache
 
 from redis import Redis
@@ -17,7 +17,7 @@ from rq import Queue, Retry
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.clock import today, utcnow
+from connector.clock import as_utc, today, utcnow
 from connector.config import Settings
 
 RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
@@ -37,6 +37,11 @@ class Jobs:
 
     def queue(self) -> Queue:
         return _queue(self.settings.redis_url, self.settings.queue_name)
+
+    def push_soon(self, connection: str) -> None:
+        """Queue a push of the connection's outbox, unless one is already waiting or running (a
+        running push that misses the newest rows schedules another for them)."""
+        _enqueue_once(self.queue(), _job_id("push", connection), push_job, connection)
 
     def recompute(self, session: Session, vendor_ids: Iterable[int]) -> None:
         """Bring the stored results of these vendors up to date with this transaction's writes.
@@ -141,7 +146,7 @@ def sync_job(connection: str, remote_object: str, full: bool = False) -> dict:
     run_id = run_sync(
         jobs.sessions, jobs, connection, remote_object, full=full, job_id=current and current.id
     )
-    jobs.queue().enqueue(push_job, connection, retry=RETRY, job_timeout=3600)
+    jobs.push_soon(connection)
     return {"sync_run": run_id}
 
 
@@ -182,7 +187,7 @@ def scheduled_syncs_job() -> list[str]:
                         m.SyncRun.direction == "in",
                     )
                 )
-                if last is None or _aware(last) <= now - timedelta(
+                if last is None or as_utc(last) <= now - timedelta(
                     minutes=connection.schedule_minutes
                 ):
                     job_id = _job_id("sync", connection.name, cfg["remote"])
@@ -194,7 +199,7 @@ def scheduled_syncs_job() -> list[str]:
             job_id = _job_id("push", connection.name)
             if (
                 due is not None
-                and _aware(due) <= now
+                and as_utc(due) <= now
                 and _enqueue_once(jobs.queue(), job_id, push_job, connection.name)
             ):
                 started.append(job_id)
@@ -221,18 +226,13 @@ def _enqueue_once(queue: Queue, job_id: str, func, *args) -> bool:
     return True
 
 
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive UTC timestamps; PostgreSQL aware ones."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def sync_one_job(connection: str, remote_object: str, external_id: str) -> dict:
     """rq entry point: pull one record a webhook said changed, then push what that changed."""
     from connector.services.sync import sync_one
 
     jobs = _worker_jobs()
     result = sync_one(jobs.sessions, jobs, connection, remote_object, external_id)
-    jobs.queue().enqueue(push_job, connection, retry=RETRY, job_timeout=3600)
+    jobs.push_soon(connection)
     return result
 
 

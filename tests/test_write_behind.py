@@ -73,6 +73,20 @@ def test_a_record_the_database_refuses_is_logged_and_the_others_are_stored(
     assert "not written" in caplog.text and "WO-2" in caplog.text
 
 
+def test_a_record_its_writer_fails_on_does_not_take_the_batch_with_it(sessions, make_vendor):
+    vendor = make_vendor()
+    broken = decision(vendor, "WO-2")
+    del broken.outcome["score"]
+    writer = WriteBehind(sessions, interval=60)
+    writer.add(gate.store, decision(vendor, "WO-1"))
+    writer.add(gate.store, broken)
+    writer.add(gate.store, decision(vendor, "WO-3"))
+
+    written = writer.flush()
+
+    assert (written, writer.pending, stored(sessions)) == (2, 0, ["WO-1", "WO-3"])
+
+
 @pytest.fixture
 def impatient_sessions(engine):
     """Sessions on the same database that give up on a lock at once."""

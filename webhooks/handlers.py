@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from connector import schemas as s
 from connector.clock import today
 from connector.errors import APIError
-from connector.jobs import RETRY, Jobs, push_job, sync_one_job
+from connector.jobs import RETRY, Jobs, sync_one_job
 from connector.services import audit, cancellations, certificates, connections, gate, outbox
 from connector.services.context import Context
 from connector.services.sync import sync_one
@@ -101,32 +101,35 @@ def work_order(inbound: Inbound) -> Outcome:
                 "amount": values.get("amount"),
             }
         )
-        # A decision that may be written back is stored before the outbox row that carries it;
-        # otherwise it is stored behind the answer, like the REST gate's.
-        waits = inbound.config.writeback == "none"
-        decision = gate.decide(
-            ctx, request, inbound.snapshots, inbound.write_behind if waits else None
-        )
-        fields = writeback_fields(inbound.config, decision)
-        if not fields:
-            return Outcome(200, decision)
-        with ctx.session.begin():
+        if inbound.config.writeback == "none":
+            # Stored behind the answer, like the REST gate's decisions.
+            return Outcome(200, gate.decide(ctx, request, inbound.snapshots, inbound.write_behind))
+        staged = []
+
+        def write_back(session: Session, work_order_id: int, decision: dict[str, Any]) -> None:
+            # In the decision's own transaction: no decision without its writeback.
+            fields = writeback_fields(inbound.config, decision)
+            if not fields:
+                return
             outbox.stage_record(
-                ctx.session, inbound.connection, cfg["remote"], ref["external_id"], fields
+                session, inbound.connection, cfg["remote"], ref["external_id"], fields
             )
             audit.record(
-                ctx.session,
+                session,
                 ctx.actor,
                 "work_order.writeback",
                 "work_order",
-                gate.work_order_id(ctx.session, ref),
+                work_order_id,
                 {
                     "writeback": inbound.config.writeback,
                     "decision": decision["decision"],
                     "decision_id": decision["decision_id"],
                 },
             )
-    return Outcome(200, decision, _push(inbound))
+            staged.append(work_order_id)
+
+        decision = gate.decide(ctx, request, inbound.snapshots, then=write_back)
+    return Outcome(200, decision, _push(inbound) if staged else None)
 
 
 def vendor_changed(inbound: Inbound) -> Outcome:
@@ -260,7 +263,7 @@ def _vendor(session, ref: Any, vendor_id: Any, errors: dict) -> int | None:
 def _push(inbound: Inbound) -> Callable[[], None] | None:
     """Deliver the connection's outbox: queued as a push job now, or inline once answered."""
     if inbound.jobs.queued:
-        inbound.jobs.queue().enqueue(push_job, inbound.connection, retry=RETRY, job_timeout=3600)
+        inbound.jobs.push_soon(inbound.connection)
         return None
 
     def deliver() -> None:

@@ -7,8 +7,8 @@ Settings (in `connection.settings`; see docs/webhooks.md):
 - `webhook_secret_env` / `webhook_secret_file`: where the secret is (never the secret itself);
   several whitespace-separated secrets are all accepted, for rotation;
 - "hmac" only: `webhook_header` (default `X-Hmac-Hash`) and `webhook_encoding` ("hex", the
-  default, or "base64"); `webhook_id_header` names a header carrying the sender's delivery id,
-  when it sends one (without it the SHA-256 of the raw body is the delivery id);
+  default, or "base64"); the delivery id is the SHA-256 of the raw body (the only thing the
+  signature covers);
 - `writeback`: "none" (default), "note", "flag" or "unassign"; `writeback_on`: the decisions
   that cause it (default `["block"]`).
 """
@@ -23,7 +23,6 @@ from typing import Any
 from webhooks.signatures import ENCODINGS, SCHEMES
 
 #: The event kinds of `POST /webhooks/<connection>/<event>`.
-EVENTS = ("work-order", "vendor-changed", "certificate-submitted", "cancellation-notice")
 WRITEBACKS = ("none", "note", "flag", "unassign")
 DECISIONS = ("allow", "warn", "block")
 DEFAULT_HMAC_HEADER = "X-Hmac-Hash"
@@ -44,7 +43,6 @@ class ReceiverConfig:
     scheme: str
     header: str
     encoding: str
-    id_header: str | None
     writeback: str
     writeback_on: frozenset[str]
 
@@ -55,10 +53,9 @@ def settings_problems(settings: Mapping[str, Any]) -> dict[str, list[str]]:
     scheme = settings.get("webhook_scheme", "standard")
     if scheme not in SCHEMES:
         problems["webhook_scheme"] = [f"one of: {', '.join(SCHEMES)}"]
-    for name in ("webhook_header", "webhook_id_header"):
-        value = settings.get(name)
-        if value is not None and not (isinstance(value, str) and _HEADER_NAME.fullmatch(value)):
-            problems[name] = ["an HTTP header name (letters, digits and '-')"]
+    header = settings.get("webhook_header")
+    if header is not None and not (isinstance(header, str) and _HEADER_NAME.fullmatch(header)):
+        problems["webhook_header"] = ["an HTTP header name (letters, digits and '-')"]
     if settings.get("webhook_encoding", "hex") not in ENCODINGS:
         problems["webhook_encoding"] = [f"one of: {', '.join(ENCODINGS)}"]
     writeback = settings.get("writeback", "none")
@@ -82,7 +79,6 @@ def receiver_config(settings: Mapping[str, Any]) -> ReceiverConfig:
         scheme=settings.get("webhook_scheme", "standard"),
         header=settings.get("webhook_header") or DEFAULT_HMAC_HEADER,
         encoding=settings.get("webhook_encoding", "hex"),
-        id_header=settings.get("webhook_id_header"),
         writeback=settings.get("writeback", "none"),
         writeback_on=frozenset(settings.get("writeback_on", ["block"])),
     )

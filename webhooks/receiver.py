@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import AdapterError, ConfigurationError, secret
 from connector.api.common import json_body
-from connector.clock import utcnow
+from connector.clock import as_utc, utcnow
 from connector.errors import APIError, NotFound
 from connector.services.write_behind import WriteBehind
 from connector.storage import models as m
@@ -175,8 +175,9 @@ def _authenticate(config: ReceiverConfig, secrets: list[str], body: bytes) -> st
             delivery_id = verify_standard(secrets, request.headers, body, time.time())
         else:
             verify_hmac(secrets, request.headers.get(config.header), body, config.encoding)
-            given = request.headers.get(config.id_header) if config.id_header else None
-            delivery_id = given.strip() if given and given.strip() else body_digest(body)
+            # Keyed on what the signature covers: an id from an unsigned header would let a
+            # captured delivery be replayed under a new id.
+            delivery_id = body_digest(body)
     except SignatureError as err:
         raise APIError(401, "unauthorized", f"webhook signature rejected: {err}") from None
     if len(delivery_id) > MAX_DELIVERY_ID:
@@ -215,7 +216,7 @@ def _claim(
             if stored is None:
                 return False, None  # the first arrival failed and let go: try again
             session.expunge(stored)
-        if stored.status == "processing" and _aware(stored.received_at) < utcnow() - STALE_AFTER:
+        if stored.status == "processing" and as_utc(stored.received_at) < utcnow() - STALE_AFTER:
             with session.begin():
                 taken = session.execute(
                     update(m.WebhookReceipt)
@@ -268,11 +269,6 @@ _COMPLETE = (
 def _forget(sessions, connection: str, delivery_id: str) -> None:
     with sessions() as session, session.begin():
         session.execute(delete(m.WebhookReceipt).where(_key(connection, delivery_id)))
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive UTC timestamps; PostgreSQL aware ones."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _key(connection: str, delivery_id: str):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -29,16 +29,10 @@ from connector.services import events
 from connector.services.outbox import Stager
 from connector.services.requirements import load_sets
 from connector.storage import models as m
+from connector.storage.db import in_values
 
 BATCH = 500
 T = TypeVar("T")
-
-
-def in_values(column, values: Iterable[Any]):
-    """`column IN (values)` with the values written into the statement. Bound, a batch's list
-    of ids makes the same statement every batch, which the PostgreSQL driver prepares after a
-    few runs, and the server's generic plan for it, blind to the values, may scan the table."""
-    return column.in_(bindparam(None, sorted(values), expanding=True, literal_execute=True))
 
 
 @dataclass

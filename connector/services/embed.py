@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 
 from sqlalchemy.orm import Session
 
-from connector.clock import utcnow
+from connector.clock import as_utc, utcnow
 from connector.compliance.model import RequirementSet
 from connector.errors import APIError, NotFound
 from connector.schemas import EMBED_TTL_MAX
@@ -236,14 +236,9 @@ def _headline_body(
 ) -> tuple[dict[str, Any], datetime]:
     stored = session.get(m.ComplianceResult, (vendor.id, requirement_set.key))
     if stored_result_usable(stored, requirement_set, today, today):
-        return stored.body, _as_utc(stored.computed_at)
+        return stored.body, as_utc(stored.computed_at)
     inputs = load_inputs(session, [vendor.id])[vendor.id]
     return evaluate_vendor(inputs, requirement_set, today).to_dict(), now
-
-
-def _as_utc(moment: datetime) -> datetime:
-    # SQLite hands timestamps back without a zone; they were stored as UTC.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _alternatives(

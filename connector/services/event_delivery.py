@@ -29,13 +29,13 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import requests
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from connector.clock import utcnow
+from connector.clock import as_utc, utcnow
 from connector.services import audit
 from connector.services.webhook_subscriptions import decrypt_secret
 from connector.storage import models as m
@@ -178,6 +178,10 @@ def _record(
     """Log the attempt and move the delivery on; returns when the subscription may be tried
     again after a failure (None after a success)."""
     with sessions() as session, session.begin():
+        delivery = session.get(m.WebhookDelivery, item.id, with_for_update=True)
+        subscription = session.get(m.WebhookSubscription, item.subscription_id)
+        if delivery is None or subscription is None:
+            return None  # deleted with its subscription while we were sending
         session.add(
             m.WebhookAttempt(
                 delivery_id=item.id,
@@ -187,10 +191,6 @@ def _record(
                 duration_ms=outcome.duration_ms,
             )
         )
-        delivery = session.get(m.WebhookDelivery, item.id, with_for_update=True)
-        subscription = session.get(m.WebhookSubscription, item.subscription_id)
-        if delivery is None or subscription is None:
-            return None  # deleted with its subscription while we were sending
         if delivery.claimed_by != run or delivery.status != "sending":
             # Our lease ran out and another run took the delivery over: it decides.
             return None
@@ -246,7 +246,7 @@ def _should_pause(session: Session, subscription: m.WebhookSubscription, now: da
             m.WebhookDelivery.subscription_id == subscription.id
         )
     )
-    quiet_since = _aware(last_success or subscription.created_at)
+    quiet_since = as_utc(last_success or subscription.created_at)
     return now - quiet_since >= PAUSE_AFTER_SILENCE
 
 
@@ -281,23 +281,3 @@ def _pause(
         failures,
         outcome.error,
     )
-
-
-def next_due(session: Session) -> datetime | None:
-    """When the next delivery of an active, unpaused subscription is due (None: none waits)."""
-    d, s = m.WebhookDelivery, m.WebhookSubscription
-    due = session.scalar(
-        select(func.min(d.next_attempt_at))
-        .join(s, s.id == d.subscription_id)
-        .where(
-            d.status.in_(("pending", "sending")),
-            s.active.is_(True),
-            s.paused_at.is_(None),
-        )
-    )
-    return _aware(due) if due is not None else None
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive UTC timestamps; PostgreSQL aware ones."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,6 +1,6 @@
 """Outbound events: what happened, put in the database for every subscription that wants it.
 
-`emit` runs in the caller's transaction (a transactional outbox): the change and its event
+`Emitter.emit` runs in the caller's transaction (a transactional outbox): the change and its event
 commit together or not at all. Each active, unpaused subscription that asked for the event type
 gets its own `WebhookDelivery` with a fresh event id (`msg_` + random, the `webhook-id` header,
 the same on every retry) and the Standard Webhooks payload `{"type", "timestamp", "data"}`.
@@ -98,11 +98,6 @@ class Emitter:
         if jobs is not None:
             jobs.deliver_webhooks_after_commit(self.session)
         return len(wanting)
-
-
-def emit(session: Session, event_type: str, data: dict[str, Any]) -> int:
-    """Queue one event in the caller's transaction (see the module docstring)."""
-    return Emitter(session).emit(event_type, data)
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ window reaches past what the stored result is known to hold for; no remote calls
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import Any, NamedTuple
 from uuid import uuid4
@@ -49,12 +49,18 @@ def decide(
     request: dict[str, Any],
     snapshots: Snapshots | None = None,
     write_behind: WriteBehind | None = None,
+    then: Callable[[Session, int, dict[str, Any]], None] | None = None,
 ) -> dict:
     """Decide, store the work order and the decision, audit it; returns the decision.
 
     A web worker passes its `snapshots` (sets, vendors' stored results, alternatives kept between
     requests) and its `write_behind` (the decision is stored within a moment, in a batch);
-    without them everything is read afresh and the decision is stored before this returns."""
+    without them everything is read afresh and the decision is stored before this returns.
+    `then(session, work_order_id, decision)` runs in the same transaction as the stored decision
+    (what must commit with it, such as a writeback); it needs the decision stored in the
+    request, so not with `write_behind`."""
+    if then is not None and write_behind is not None:
+        raise ValueError("`then` runs with the stored decision: not with write_behind")
     snapshots = snapshots or Snapshots.uncached()
     session = ctx.session
     with session.begin():
@@ -93,20 +99,23 @@ def decide(
             )
         )
         decision = Decision(uuid4().hex, utcnow(), ctx.actor, request, outcome)
+        answer = {
+            "decision": outcome["decision"],
+            "vendor_id": outcome["vendor_id"],
+            "status": outcome["status"],
+            "score": outcome["score"],
+            "requirement_set": outcome["requirement_set"],
+            "reasons": outcome["reasons"],
+            "alternatives": outcome["alternatives"],
+            "decision_id": decision.id,
+        }
         if write_behind is None:
-            store(session, [decision])
+            [work_order_id] = store(session, [decision])
+            if then is not None:
+                then(session, work_order_id, answer)
     if write_behind is not None:
         write_behind.add(store, decision)
-    return {
-        "decision": outcome["decision"],
-        "vendor_id": outcome["vendor_id"],
-        "status": outcome["status"],
-        "score": outcome["score"],
-        "requirement_set": outcome["requirement_set"],
-        "reasons": outcome["reasons"],
-        "alternatives": outcome["alternatives"],
-        "decision_id": decision.id,
-    }
+    return answer
 
 
 def _select(
@@ -251,15 +260,6 @@ def _ranked(
     ]
 
 
-def work_order_id(session: Session, ref: dict[str, str]) -> int | None:
-    """The stored work order a caller names by its system and id there."""
-    return session.scalar(
-        select(m.WorkOrder.id).where(
-            m.WorkOrder.system == ref["system"], m.WorkOrder.external_id == ref["external_id"]
-        )
-    )
-
-
 class Decision(NamedTuple):
     """A decision as answered, waiting to be stored."""
 
@@ -270,9 +270,10 @@ class Decision(NamedTuple):
     outcome: dict[str, Any]
 
 
-def store(session: Session, decisions: list[Decision]) -> None:
+def store(session: Session, decisions: list[Decision]) -> list[int]:
     """Upsert the decisions' work orders, insert the decisions and their audit events, and emit
-    `gate.blocked` for the blocks: a few statements for the whole batch."""
+    `gate.blocked` for the blocks: a few statements for the whole batch. Returns each decision's
+    work order id."""
     connection = session.connection()
     orders = {}
     for d in decisions:
@@ -338,6 +339,7 @@ def store(session: Session, decisions: list[Decision]) -> None:
     emitter = events.Emitter(session)
     for d, work_order_id in zip(decisions, order_id, strict=True):
         events.gate_blocked(emitter, d.request, d.outcome, d.id, work_order_id)
+    return order_id
 
 
 # The hot path's statements are built once: building and keying a statement costs more than

@@ -20,13 +20,14 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import AdapterError, WriteRequest
 from connector.clock import utcnow
 from connector.services import connections
 from connector.storage import models as m
+from connector.storage.db import in_values
 from mappings import compliance_record, jsonable
 
 BATCH = 200
@@ -66,16 +67,13 @@ class Stager:
         self._entries = {}
         for (connection, remote_object), ids in wanted.items():
             self._entries.update(dict.fromkeys((connection, remote_object, i) for i in ids))
-            # The ids are written into the statement (as `compliance.in_values` does, which this
-            # module cannot import): on PostgreSQL a bound list makes a prepared statement whose
-            # generic plan scanned every entry of the connection.
+            # On PostgreSQL a bound list made a prepared statement whose generic plan scanned
+            # every entry of the connection (see `in_values`).
             found = self.session.scalars(
                 select(m.OutboxEntry).where(
                     m.OutboxEntry.connection == connection,
                     m.OutboxEntry.object == remote_object,
-                    m.OutboxEntry.external_id.in_(
-                        bindparam("ids", sorted(ids), expanding=True, literal_execute=True)
-                    ),
+                    in_values(m.OutboxEntry.external_id, ids),
                 )
             )
             for entry in found:

@@ -35,9 +35,9 @@ from connector.compliance import normalise_holder
 from connector.jobs import Jobs
 from connector.schemas import vendor_create_schema
 from connector.services import audit, connections
-from connector.services.compliance import in_values
 from connector.services.vendors import SCALAR_FIELDS, tag_values
 from connector.storage import models as m
+from connector.storage.db import in_values
 from mappings import CompiledMapping
 
 MAX_ERRORS_KEPT = 200

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import secrets as random
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from connector.clock import utcnow
+from connector.clock import as_utc, utcnow
 from connector.errors import APIError, NotFound
 from connector.services import audit
 from connector.services.context import Context
@@ -280,4 +280,4 @@ def _iso(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC (SQLite hands back naive UTC timestamps, PostgreSQL aware ones)."""
     if moment is None:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    return as_utc(moment).isoformat()

@@ -9,8 +9,9 @@ batch costs one commit instead of one per request. What this trades:
   gunicorn's reload, interpreter exit — writes it first);
 - while the database is unreachable the records stay queued and are tried again; when
   `max_pending` records are waiting, `add` refuses (the caller answers 503) rather than drop one;
-- a record the database refuses for what it holds (a row it refers to was deleted meanwhile) is
-  logged whole at ERROR and not retried, so it cannot hold up the records behind it.
+- a record that cannot be written (the database refuses what it holds — a row it refers to was
+  deleted meanwhile — or the writer fails on it) is logged whole at ERROR and not retried, so it
+  cannot hold up the records behind it; the rest of its batch is written one by one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.errors import APIError
@@ -77,9 +78,10 @@ class WriteBehind:
                 with self._lock:
                     self._pending[:0] = batch
                 return 0
-            except SQLAlchemyError:
-                # Some record the database will never take (a row it refers to was deleted
-                # meanwhile): write the others one by one, and log the refused ones whole.
+            except Exception:
+                # Some record that can never be written (a row it refers to was deleted
+                # meanwhile, a value the writer cannot take): write the others one by one, and
+                # log the refused ones whole.
                 return sum(self._write_alone(item) for item in batch)
             return len(batch)
 
@@ -94,9 +96,9 @@ class WriteBehind:
     def _write_alone(self, item: tuple[Writer, Any]) -> bool:
         try:
             self._write_batch([item])
-        except SQLAlchemyError as err:
+        except Exception as err:
             log.error(
-                "write-behind: record refused by the database, not written: %r (%s)",
+                "write-behind: record refused, not written: %r (%s)",
                 item[1],
                 _brief(err),
             )
@@ -126,7 +128,7 @@ class WriteBehind:
                 log.exception("write-behind: a batch could not be written")
 
 
-def _brief(err: SQLAlchemyError) -> str:
+def _brief(err: Exception) -> str:
     """The driver's message without the statement and its parameters (a batch's worth)."""
     cause = getattr(err, "orig", None) or err
     return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}"

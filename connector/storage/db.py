@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, bindparam, create_engine, event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 # Registers the session events that keep per-process snapshots honest about this process's writes.
@@ -27,6 +29,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def in_values(column, values: Iterable[Any]):
+    """`column IN (values)` with the values written into the statement. Bound, a batch's list
+    of ids makes the same statement every batch, which the PostgreSQL driver prepares after a
+    few runs, and the server's generic plan for it, blind to the values, may scan the table."""
+    return column.in_(bindparam(None, sorted(values), expanding=True, literal_execute=True))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
