@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import as_utc, today, utcnow
 from connector.config import Settings
+from connector.services.events import JOBS_KEY
 
 RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 
@@ -29,7 +30,7 @@ class Jobs:
         self.sessions = sessions
         # Sessions made here carry their job runner, so an event emitted deep inside a service
         # (see `connector.services.events`) can have its delivery queued after the commit.
-        sessions.configure(info={**sessions.kw.get("info", {}), "coi_jobs": self})
+        sessions.configure(info={**sessions.kw.get("info", {}), JOBS_KEY: self})
 
     @property
     def queued(self) -> bool:
@@ -84,7 +85,7 @@ class Jobs:
         if session.info.pop("coi_webhooks", False):
             queue = self.queue()
             job_id = _job_id("webhooks-deliver", queue.name)
-            _enqueue_unless_waiting(queue, job_id, deliver_webhooks_job)
+            _enqueue_once(queue, job_id, deliver_webhooks_job, again_if_running=True)
 
 
 def _forget_pending(session: Session) -> None:
@@ -211,8 +212,10 @@ def _job_id(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", "-".join(parts))
 
 
-def _enqueue_once(queue: Queue, job_id: str, func, *args) -> bool:
-    """Enqueue under a fixed id unless that job is still waiting or running."""
+def _enqueue_once(queue: Queue, job_id: str, func, *args, again_if_running: bool = False) -> bool:
+    """Enqueue under a fixed id unless that job is still waiting (it will see what was committed
+    before it runs). A running one is left alone, or with `again_if_running` followed by another
+    under a fresh id, so rows committed after its last look are not left for a periodic run."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job, JobStatus
 
@@ -220,8 +223,13 @@ def _enqueue_once(queue: Queue, job_id: str, func, *args) -> bool:
         status = Job.fetch(job_id, connection=queue.connection).get_status()
     except NoSuchJobError:
         status = None
-    if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
         return False
+    if status == JobStatus.STARTED:
+        if not again_if_running:
+            return False
+        queue.enqueue(func, *args, retry=RETRY, job_timeout=6 * 3600)
+        return True
     queue.enqueue(func, *args, job_id=job_id, retry=RETRY, job_timeout=6 * 3600)
     return True
 
@@ -262,22 +270,3 @@ def prune_webhooks_job() -> dict:
     session = _worker_jobs().sessions()
     with session, session.begin():
         return prune(session, utcnow())
-
-
-def _enqueue_unless_waiting(queue: Queue, job_id: str, func) -> None:
-    """Enqueue under a fixed id unless that job is still waiting to start (it will see what was
-    committed before it runs); while it runs, a second one is queued under a fresh id, so rows
-    committed after its last look are not left for the next periodic run."""
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job, JobStatus
-
-    try:
-        status = Job.fetch(job_id, connection=queue.connection).get_status()
-    except NoSuchJobError:
-        status = None
-    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
-        return
-    if status == JobStatus.STARTED:
-        queue.enqueue(func, retry=RETRY, job_timeout=3600)
-    else:
-        queue.enqueue(func, job_id=job_id, retry=RETRY, job_timeout=3600)

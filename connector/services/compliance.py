@@ -371,6 +371,22 @@ def stored_result_usable(
     )
 
 
+def stored_or_evaluated(
+    session: Session,
+    vendor_id: int,
+    stored: Any,
+    requirement_set: RequirementSet,
+    start: date,
+    end: date,
+) -> tuple[dict[str, Any], bool]:
+    """The stored result's body when it holds for the window, else the vendor evaluated now;
+    and whether it was evaluated now."""
+    if stored_result_usable(stored, requirement_set, start, end):
+        return stored.body, False
+    inputs = load_inputs(session, [vendor_id])[vendor_id]
+    return evaluate_vendor(inputs, requirement_set, start, end).to_dict(), True
+
+
 def vendor_compliance(
     session: Session,
     vendor: m.Vendor,

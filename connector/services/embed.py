@@ -25,13 +25,7 @@ from connector.compliance.model import RequirementSet
 from connector.errors import APIError, NotFound
 from connector.schemas import EMBED_TTL_MAX
 from connector.services import audit
-from connector.services.compliance import (
-    applicable_sets,
-    evaluate_vendor,
-    headline,
-    load_inputs,
-    stored_result_usable,
-)
+from connector.services.compliance import applicable_sets, headline, stored_or_evaluated
 from connector.services.context import Context
 from connector.services.gate import SETS_TABLES, alternatives
 from connector.services.requirements import load_sets
@@ -235,10 +229,8 @@ def _headline_body(
     session: Session, vendor: m.Vendor, requirement_set: RequirementSet, today: date, now: datetime
 ) -> tuple[dict[str, Any], datetime]:
     stored = session.get(m.ComplianceResult, (vendor.id, requirement_set.key))
-    if stored_result_usable(stored, requirement_set, today, today):
-        return stored.body, as_utc(stored.computed_at)
-    inputs = load_inputs(session, [vendor.id])[vendor.id]
-    return evaluate_vendor(inputs, requirement_set, today).to_dict(), now
+    body, fresh = stored_or_evaluated(session, vendor.id, stored, requirement_set, today, today)
+    return body, now if fresh else as_utc(stored.computed_at)
 
 
 def _alternatives(

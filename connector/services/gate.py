@@ -19,7 +19,7 @@ from connector.clock import utcnow
 from connector.compliance import select_requirement_set
 from connector.compliance.model import RequirementSet
 from connector.services import audit, events
-from connector.services.compliance import evaluate_vendor, load_inputs, stored_result_usable
+from connector.services.compliance import stored_or_evaluated
 from connector.services.context import Context
 from connector.services.requirements import load_sets
 from connector.services.write_behind import WriteBehind
@@ -190,12 +190,15 @@ def _verdict(decision: str, status: str | None, score: int | None, reasons: list
 def _result_body(
     session: Session, vendor: VendorView, requirement_set: RequirementSet, request: dict[str, Any]
 ) -> dict[str, Any]:
-    start, end = request["scheduled_start"], request["scheduled_end"]
-    stored = vendor.results.get(requirement_set.key)
-    if stored_result_usable(stored, requirement_set, start, end):
-        return stored.body
-    inputs = load_inputs(session, [vendor.id])[vendor.id]
-    return evaluate_vendor(inputs, requirement_set, start, end).to_dict()
+    body, _ = stored_or_evaluated(
+        session,
+        vendor.id,
+        vendor.results.get(requirement_set.key),
+        requirement_set,
+        request["scheduled_start"],
+        request["scheduled_end"],
+    )
+    return body
 
 
 def _judge(body: dict[str, Any]) -> dict[str, Any]:

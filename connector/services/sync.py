@@ -62,61 +62,88 @@ def run_sync(
     when the remote said how many records the run will read."""
     session: Session = sessions()
     with session.begin():
-        connection = connections.get(session, connection_name)
-        cfg = connections.object_config(connection, remote_object)
-        mapping = connections.mapping_for(session, connection, cfg, "in")
-        state = session.get(m.SyncState, (connection.name, remote_object))
+        state = session.get(m.SyncState, (connection_name, remote_object))
         since = None if full or state is None else state.watermark
-        run = m.SyncRun(
-            connection=connection.name,
-            object=remote_object,
-            direction="in",
-            mode="full" if since is None else "incremental",
-            status="running",
-            counts=_zero_counts(),
-            errors=[],
-            watermark_from=since,
-            watermark_to=since,
-            mapping_version=mapping.version,
-            job_id=job_id,
-            started_at=utcnow(),
-        )
-        session.add(run)
-        session.flush()
-        run_id = run.id
-        adapter = connections.adapter_for(connection)
-        connection_name, kind = connection.name, connection.kind
+        mode = "full" if since is None else "incremental"
+        run = _start_run(session, connection_name, remote_object, mode, since, job_id)
     status = "succeeded"
-    pages = _ReadAhead(adapter, remote_object, since)
+    pages = _ReadAhead(run.adapter, remote_object, since)
     try:
         for page in pages:
-            try:
-                counts = _commit_page(
-                    session, jobs, connection_name, remote_object, mapping, page, run_id
-                )
-            except IntegrityError:
-                # Another run of the same object bound some of these records first (a worker
-                # presumed dead, a manual run beside a scheduled one): read the page again
-                # against what is committed now.
-                session.rollback()
-                counts = _commit_page(
-                    session, jobs, connection_name, remote_object, mapping, page, run_id
-                )
+            counts = _commit_page_retrying(session, jobs, run, page)
             if progress is not None:
                 progress(counts if page.total is None else {**counts, "total": page.total})
     except AdapterError as err:
         status = "failed"
-        _finish(session, run_id, status, {"external_id": None, "message": f"{kind}: {err}"})
+        _finish(session, run.id, status, {"external_id": None, "message": f"{run.kind}: {err}"})
         raise
     finally:
         pages.close()
     with session.begin():
-        run = session.get(m.SyncRun, run_id)
-        if run.counts.get("rejected"):
+        if session.get(m.SyncRun, run.id).counts.get("rejected"):
             status = "partial"
-    _finish(session, run_id, status, None)
+    _finish(session, run.id, status, None)
     session.close()
-    return run_id
+    return run.id
+
+
+@dataclasses.dataclass
+class _Run:
+    """A started SyncRun and what applying its pages needs."""
+
+    id: int
+    connection: str
+    kind: str
+    remote_object: str
+    mapping: CompiledMapping
+    adapter: Adapter
+
+
+def _start_run(
+    session: Session,
+    connection_name: str,
+    remote_object: str,
+    mode: str,
+    since: str | None,
+    job_id: str | None,
+) -> _Run:
+    """Record a running SyncRun (in the caller's transaction) with the mapping it applies."""
+    connection = connections.get(session, connection_name)
+    cfg = connections.object_config(connection, remote_object)
+    mapping = connections.mapping_for(session, connection, cfg, "in")
+    run = m.SyncRun(
+        connection=connection.name,
+        object=remote_object,
+        direction="in",
+        mode=mode,
+        status="running",
+        counts=_zero_counts(),
+        errors=[],
+        watermark_from=since,
+        watermark_to=since,
+        mapping_version=mapping.version,
+        job_id=job_id,
+        started_at=utcnow(),
+    )
+    session.add(run)
+    session.flush()
+    adapter = connections.adapter_for(connection)
+    return _Run(run.id, connection.name, connection.kind, remote_object, mapping, adapter)
+
+
+def _commit_page_retrying(session: Session, jobs: Jobs, run: _Run, page: Page) -> dict[str, int]:
+    try:
+        return _commit_page(
+            session, jobs, run.connection, run.remote_object, run.mapping, page, run.id
+        )
+    except IntegrityError:
+        # Another run of the same object bound some of these records first (a worker presumed
+        # dead, a manual run beside a scheduled one, a webhook's one-record sync): apply the
+        # page again against what is committed now.
+        session.rollback()
+        return _commit_page(
+            session, jobs, run.connection, run.remote_object, run.mapping, page, run.id
+        )
 
 
 class _Failed:
@@ -607,43 +634,21 @@ def sync_one(
     record the remote no longer has deactivates its vendor."""
     session: Session = sessions()
     with session.begin():
-        connection = connections.get(session, connection_name)
-        cfg = connections.object_config(connection, remote_object)
-        mapping = connections.mapping_for(session, connection, cfg, "in")
-        run = m.SyncRun(
-            connection=connection.name,
-            object=remote_object,
-            direction="in",
-            mode="one",
-            status="running",
-            counts=_zero_counts(),
-            errors=[],
-            mapping_version=mapping.version,
-            started_at=utcnow(),
-        )
-        session.add(run)
-        session.flush()
-        run_id = run.id
-        adapter = connections.adapter_for(connection)
-        kind = connection.kind
+        run = _start_run(session, connection_name, remote_object, "one", None, None)
     try:
-        record = adapter.read_one(remote_object, external_id)
+        record = run.adapter.read_one(remote_object, external_id)
     except AdapterError as err:
-        problem = {"external_id": external_id, "message": f"{kind}: {err}"}
-        _finish(session, run_id, "failed", problem)
+        problem = {"external_id": external_id, "message": f"{run.kind}: {err}"}
+        _finish(session, run.id, "failed", problem)
         raise
     finally:
-        adapter.close()
+        run.adapter.close()
     if record is None:
         record = RemoteRecord(external_id, {}, deleted=True)
-    page = Page([dataclasses.replace(record, watermark=None)])
-    try:
-        counts = _commit_page(session, jobs, connection_name, remote_object, mapping, page, run_id)
-    except IntegrityError:
-        # A sync run bound the same record at the same moment: apply it again over that.
-        session.rollback()
-        counts = _commit_page(session, jobs, connection_name, remote_object, mapping, page, run_id)
+    counts = _commit_page_retrying(
+        session, jobs, run, Page([dataclasses.replace(record, watermark=None)])
+    )
     status = "partial" if counts.get("rejected") else "succeeded"
-    _finish(session, run_id, status, None)
+    _finish(session, run.id, status, None)
     session.close()
-    return {"sync_run": run_id, "status": status, "counts": counts}
+    return {"sync_run": run.id, "status": status, "counts": counts}

@@ -25,12 +25,12 @@ from sqlalchemy.orm import Session
 
 from connector.clock import as_utc, utcnow
 from connector.errors import APIError, NotFound
+from connector.schemas import WEBHOOK_SECRET_PREFIX
 from connector.services import audit
 from connector.services.context import Context
 from connector.services.paging import paginate
 from connector.storage import models as m
 
-SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
 _HKDF_INFO = b"coi-connector webhook subscription secrets v1"
 
@@ -46,7 +46,7 @@ class SecretKeyMissing(APIError):
 
 
 def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(random.token_bytes(SECRET_BYTES)).decode()
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(random.token_bytes(SECRET_BYTES)).decode()
 
 
 def _fernet(secret_key: str | None) -> Fernet:
