@@ -199,6 +199,37 @@ def sync(name: str, remote_object: str, full: bool) -> None:
     click.echo(f"\nsync run {run_id} done; pushed {pushed['sent']} record(s)")
 
 
+@main.command()
+@click.argument("names", nargs=-1)
+def push(names: tuple[str, ...]) -> None:
+    """Send the outbox entries that are due (compliance fields, work-order writebacks) to the
+    named connections, or to every active one. With Redis the worker does this on its own;
+    without it, run this from cron every minute so that a remote that was down gets what waited
+    for it."""
+    from sqlalchemy import select
+
+    from connector.services.outbox import deliver
+    from connector.storage import models as m
+
+    ctx = _context(Settings.from_env(), "cli")
+    with ctx.session:
+        if not names:
+            names = tuple(
+                ctx.session.scalars(
+                    select(m.Connection.name)
+                    .where(m.Connection.active.is_(True))
+                    .order_by(m.Connection.name)
+                )
+            )
+        known = set(ctx.session.scalars(select(m.Connection.name)))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise click.UsageError(f"no connection named {', '.join(unknown)}")
+    for name in names:
+        counts = deliver(ctx.jobs.sessions, name)
+        click.echo(f"{name}: " + "  ".join(f"{k} {v}" for k, v in counts.items()))
+
+
 SYNC_BAR_WIDTH = 30
 
 

@@ -243,3 +243,17 @@ def test_a_mapped_record_is_loaded_exactly_as_the_vendor_schema_loads_it(body):
         assert raised.value.messages == err.messages
     else:
         assert _load_vendor(body) == expected
+
+
+def test_coi_push_sends_what_waits_in_the_outbox(app, crm, database_url, monkeypatch):
+    record = account(crm, "Northwind Plumbing", Email__c="a@nw.example")
+    pull(app)  # stages the vendor's compliance fields; the sync alone sends nothing
+    waiting = crm.get("Account", record).get("COI_Status__c")
+    monkeypatch.setenv("COI_DATABASE_URL", database_url)
+    monkeypatch.delenv("COI_REDIS_URL", raising=False)
+
+    result = CliRunner().invoke(main, ["push"])
+
+    assert result.exit_code == 0, result.output
+    assert "crm: sent 1" in result.output
+    assert (waiting, crm.get("Account", record)["COI_Status__c"]) == (None, "Non-compliant")
