@@ -227,3 +227,29 @@ def make_vendor(api):
         return vendor_id
 
     return make
+
+
+def salesforce_connection(peer, secret_env: str, **settings) -> dict:
+    """The body of a connection `crm` to a Salesforce stand-in: Accounts in, compliance out."""
+    return {
+        "name": "crm",
+        "kind": "salesforce",
+        "settings": {
+            "token_url": peer.token_url,
+            "client_id": peer.client_id,
+            "client_secret_env": secret_env,
+            "ca_bundle": peer.ca_bundle(),
+            "retry_base_seconds": 0.01,
+            "include_deleted": False,
+            **settings,
+        },
+        "objects": [
+            {
+                "remote": "Account",
+                "canonical": "vendor",
+                "push": True,
+                "mapping_in": "salesforce_account_in",
+                "mapping_out": "salesforce_account_out",
+            }
+        ],
+    }

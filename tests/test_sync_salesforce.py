@@ -11,7 +11,7 @@ from connector.services.outbox import deliver
 from connector.services.sync import run_sync
 from connector.storage import models as m
 from sandbox.salesforce import SalesforceSandbox
-from tests.conftest import STANDARD_SET
+from tests.conftest import STANDARD_SET, salesforce_connection
 
 SECRET_ENV = "COI_TEST_SF_SECRET"
 
@@ -31,27 +31,7 @@ def crm(api, running_sf, monkeypatch):
         running_sf.delete("Account", record_id)
     running_sf.seed_accounts(450, seed=11)
     monkeypatch.setenv(SECRET_ENV, running_sf.client_secret)
-    body = {
-        "name": "crm",
-        "kind": "salesforce",
-        "settings": {
-            "token_url": running_sf.token_url,
-            "client_id": running_sf.client_id,
-            "client_secret_env": SECRET_ENV,
-            "ca_bundle": running_sf.ca_bundle(),
-            "retry_base_seconds": 0.01,
-            "include_deleted": False,
-        },
-        "objects": [
-            {
-                "remote": "Account",
-                "canonical": "vendor",
-                "push": True,
-                "mapping_in": "salesforce_account_in",
-                "mapping_out": "salesforce_account_out",
-            }
-        ],
-    }
+    body = salesforce_connection(running_sf, SECRET_ENV)
     assert api.post("/api/v1/connections", body).status_code == 201
     api.put("/api/v1/requirement-sets/standard", STANDARD_SET)
     yield running_sf
