@@ -283,7 +283,7 @@ def webhooks() -> None:
 def webhooks_deliver() -> None:
     """Send the outbound webhook deliveries that are due now (what the worker does every
     minute when Redis is configured); needs COI_SECRET_KEY to sign."""
-    from connector.services.event_delivery import deliver
+    from webhooks.delivery import deliver
 
     settings = Settings.from_env()
     if not settings.secret_key:

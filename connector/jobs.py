@@ -247,7 +247,7 @@ def sync_one_job(connection: str, remote_object: str, external_id: str) -> dict:
 def deliver_webhooks_job() -> dict:
     """rq entry point: send the due outbound webhook deliveries (queued after a commit that
     emitted events, and every minute from `connector.cron` for retries that come due)."""
-    from connector.services.event_delivery import deliver
+    from webhooks.delivery import deliver
 
     jobs = _worker_jobs()
     return deliver(jobs.sessions, jobs.settings.secret_key)

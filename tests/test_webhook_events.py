@@ -25,7 +25,6 @@ from connector.app import create_app, runtime
 from connector.cli import main
 from connector.clock import today, utcnow
 from connector.config import Settings
-from connector.services import event_delivery
 from connector.services.compliance import recompute
 from connector.services.events import EVENT_TYPES, announce_expiring, expiring_unrenewed
 from connector.storage import models as m
@@ -37,6 +36,7 @@ from tests.conftest import (
     good_certificate,
     policy,
 )
+from webhooks import delivery
 
 SUBS = "/api/v1/webhook-subscriptions"
 GATE_UNKNOWN = {
@@ -118,7 +118,7 @@ def block(api, work_order: str = "WO-9") -> dict:
 
 
 def deliver(app, now=None) -> dict:
-    return event_delivery.deliver(runtime(app).sessions, TEST_SECRET_KEY, now=now)
+    return delivery.deliver(runtime(app).sessions, TEST_SECRET_KEY, now=now)
 
 
 def deliveries(sessions) -> list[m.WebhookDelivery]:
@@ -309,10 +309,10 @@ def test_a_claimed_delivery_waits_for_its_lease_to_expire(app, api, sessions, re
     block(api)
     now = utcnow()
     # A worker that claims and dies before sending:
-    assert len(event_delivery._claim(sessions, "dead-worker", now)) == 1
+    assert len(delivery._claim(sessions, "dead-worker", now)) == 1
 
-    during = deliver(app, now + event_delivery.LEASE - timedelta(seconds=1))
-    after = deliver(app, now + event_delivery.LEASE)
+    during = deliver(app, now + delivery.LEASE - timedelta(seconds=1))
+    after = deliver(app, now + delivery.LEASE)
 
     assert (during["delivered"], after["delivered"], len(receiver.requests)) == (0, 1, 1)
 
@@ -324,7 +324,7 @@ def test_a_subscription_that_keeps_failing_is_paused_reported_and_resumes(
     block(api)
     receiver.status = 500
     now = utcnow()
-    while len(receiver.requests) < event_delivery.MAX_ATTEMPTS:
+    while len(receiver.requests) < delivery.MAX_ATTEMPTS:
         deliver(app, now)
         now = _aware(deliveries(sessions)[0].next_attempt_at)
     paused = api.get(f"{SUBS}/{sub_id}").get_json()
@@ -343,11 +343,11 @@ def test_a_subscription_that_keeps_failing_is_paused_reported_and_resumes(
     assert while_paused == 1  # a paused subscription gets no new events
     assert (resumed["paused"], resumed["consecutive_failures"]) == (False, 0)
     assert counts["delivered"] == 1
-    assert len(receiver.verified(secret)) == event_delivery.MAX_ATTEMPTS + 1
+    assert len(receiver.verified(secret)) == delivery.MAX_ATTEMPTS + 1
 
 
 def test_retry_delays_grow_from_seconds_to_hours():
-    delays = [event_delivery.retry_delay(n) for n in range(1, event_delivery.MAX_ATTEMPTS + 1)]
+    delays = [delivery.retry_delay(n) for n in range(1, delivery.MAX_ATTEMPTS + 1)]
 
     assert delays[0] == timedelta(seconds=5)
     assert delays[-2] >= timedelta(hours=5)

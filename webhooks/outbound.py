@@ -6,7 +6,7 @@ body signed. Only a 2xx answer counts as delivered; redirects are not followed (
 that moved must be given its new URL). Errors are described without the URL or the response
 body, so nothing a subscriber sends back and no query-string token ends up in the delivery log.
 
-This module knows nothing of the database: `connector.services.event_delivery` decides what
+This module knows nothing of the database: `webhooks.delivery` decides what
 to send and when, and records what happened.
 """
 

@@ -4,7 +4,7 @@
 commit together or not at all. Each active, unpaused subscription that asked for the event type
 gets its own `WebhookDelivery` with a fresh event id (`msg_` + random, the `webhook-id` header,
 the same on every retry) and the Standard Webhooks payload `{"type", "timestamp", "data"}`.
-Nothing is sent here: `connector.services.event_delivery` sends (an rq job queued after the
+Nothing is sent here: `webhooks.delivery` sends (an rq job queued after the
 commit when Redis is configured, the periodic job, or `coi webhooks deliver`).
 
 The four event types and where they come from:
