@@ -24,7 +24,7 @@ from connector.storage import models as m
 from sandbox.dispatch import send_webhook, sign_hmac, sign_standard
 from sandbox.server import serve
 from tests.conftest import day, good_certificate
-from webhooks.inbound import settings_problems
+from webhooks.inbound import receiver_config, settings_problems, writeback_fields
 from webhooks.signatures import SignatureError, verify_hmac, verify_standard
 
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -151,6 +151,7 @@ def test_settings_problems_name_each_bad_setting():
             "webhook_header": "X Bad",
             "writeback": "unassign",
             "writeback_on": ["allow"],
+            "writeback_fields": {"hold": "COI Hold"},
         }
     )
 
@@ -159,6 +160,23 @@ def test_settings_problems_name_each_bad_setting():
         "webhook_encoding",
         "webhook_header",
         "writeback_on",
+        "writeback_fields",
+    }
+
+
+def test_writeback_sets_the_connections_own_field_names():
+    """A Salesforce-like work order keeps its hold in a custom field; the note field is the
+    dispatch adapter's unless renamed."""
+    config = receiver_config(
+        {"writeback": "flag", "writeback_fields": {"hold": "COI_Hold__c", "message": "COI_Note__c"}}
+    )
+    decision = {"decision": "block", "reasons": [{"message": "No certificate on file."}]}
+
+    fields = writeback_fields(config, decision)
+
+    assert fields == {
+        "COI_Hold__c": True,
+        "COI_Note__c": "COI check: block. No certificate on file.",
     }
 
 

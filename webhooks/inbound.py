@@ -22,18 +22,19 @@ from typing import Any
 
 from webhooks.signatures import ENCODINGS, SCHEMES
 
-#: The event kinds of `POST /webhooks/<connection>/<event>`.
 WRITEBACKS = ("none", "note", "flag", "unassign")
 DECISIONS = ("allow", "warn", "block")
 DEFAULT_HMAC_HEADER = "X-Hmac-Hash"
-#: The dispatch system's work-order fields a writeback sets (see docs/adapters/dispatch.md).
-NOTE_FIELD, HOLD_FIELD, MESSAGE_FIELD, ASSIGNEE_FIELD = (
-    "Note",
-    "ComplianceHold",
-    "ComplianceNote",
-    "ProviderId",
-)
+#: The work-order fields a writeback sets, by role: the dispatch adapter's names (see
+#: docs/adapters/dispatch.md) unless the connection's `writeback_fields` names others.
+WRITEBACK_FIELDS = {
+    "note": "Note",
+    "hold": "ComplianceHold",
+    "message": "ComplianceNote",
+    "assignee": "ProviderId",
+}
 MAX_MESSAGE = 2000
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,79}")
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
 
@@ -45,6 +46,8 @@ class ReceiverConfig:
     encoding: str
     writeback: str
     writeback_on: frozenset[str]
+    #: The remote field names by role (`WRITEBACK_FIELDS` with the connection's own).
+    fields: Mapping[str, str]
 
 
 def settings_problems(settings: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -66,6 +69,15 @@ def settings_problems(settings: Mapping[str, Any]) -> dict[str, list[str]]:
         problems["writeback_on"] = [f"a non-empty list of: {', '.join(DECISIONS)}"]
     elif writeback == "unassign" and "allow" in on:
         problems["writeback_on"] = ["an allowed vendor is never un-assigned"]
+    names = settings.get("writeback_fields", {})
+    if not (
+        isinstance(names, Mapping)
+        and set(names) <= set(WRITEBACK_FIELDS)
+        and all(isinstance(v, str) and _FIELD_NAME.fullmatch(v) for v in names.values())
+    ):
+        problems["writeback_fields"] = [
+            f"field names (letters, digits, '_', '.') for: {', '.join(WRITEBACK_FIELDS)}"
+        ]
     return problems
 
 
@@ -81,6 +93,7 @@ def receiver_config(settings: Mapping[str, Any]) -> ReceiverConfig:
         encoding=settings.get("webhook_encoding", "hex"),
         writeback=settings.get("writeback", "none"),
         writeback_on=frozenset(settings.get("writeback_on", ["block"])),
+        fields={**WRITEBACK_FIELDS, **settings.get("writeback_fields", {})},
     )
 
 
@@ -90,11 +103,12 @@ def writeback_fields(config: ReceiverConfig, decision: Mapping[str, Any]) -> dic
     if config.writeback == "none" or decision["decision"] not in config.writeback_on:
         return {}
     message = writeback_message(decision)
+    name = config.fields
     if config.writeback == "note":
-        return {NOTE_FIELD: message}
+        return {name["note"]: message}
     if config.writeback == "flag":
-        return {HOLD_FIELD: decision["decision"] != "allow", MESSAGE_FIELD: message}
-    return {ASSIGNEE_FIELD: None, MESSAGE_FIELD: message}
+        return {name["hold"]: decision["decision"] != "allow", name["message"]: message}
+    return {name["assignee"]: None, name["message"]: message}
 
 
 def writeback_message(decision: Mapping[str, Any]) -> str:
