@@ -20,7 +20,6 @@ Run: `.venv/bin/python bench/webhook_gate.py [--vendors N] [--connections N] [--
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import os
@@ -34,6 +33,7 @@ from connector.config import Settings
 from connector.jobs import Jobs
 from connector.services import connections
 from connector.services.context import Context
+from connector.services.webhook_subscriptions import new_secret
 from connector.storage.db import make_engine, make_sessionmaker
 
 SECRET_ENV = "COI_BENCH_WEBHOOK_SECRET"
@@ -77,7 +77,7 @@ class WebhookRun(Run):
 
     def __init__(self, token: str, bodies: list[dict]):
         super().__init__(token, bodies)
-        self.secret = "whsec_" + base64.b64encode(os.urandom(24)).decode()
+        self.secret = new_secret()
         self.server_env = {SECRET_ENV: self.secret}
         self.events = [
             json.dumps(work_order_event(b)).encode() for b in bodies if b["work_type"] in TRADES

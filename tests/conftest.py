@@ -20,8 +20,10 @@ from connector.api.auth import create_token
 from connector.app import create_app, runtime
 from connector.clock import today
 from connector.config import Settings
+from connector.services.webhook_subscriptions import new_secret
 from connector.storage.db import make_engine, upgrade
 from connector.storage.models import Base
+from sandbox.server import serve
 
 PG_ADMIN_URL = os.environ.get("COI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 #: The apps under test have a secret key (embed links, subscription secrets) unless a test
@@ -253,3 +255,23 @@ def salesforce_connection(peer, secret_env: str, **settings) -> dict:
             }
         ],
     }
+
+
+#: The environment variable holding the webhook secret of the webhook tests' connections.
+WEBHOOK_SECRET_ENV = "COI_TEST_WEBHOOK_SECRET"
+
+
+@pytest.fixture
+def secret(monkeypatch):
+    """A fresh Standard Webhooks secret, in WEBHOOK_SECRET_ENV."""
+    value = new_secret()
+    monkeypatch.setenv(WEBHOOK_SECRET_ENV, value)
+    return value
+
+
+@pytest.fixture
+def served(app):
+    """The app on a real socket (for senders over HTTP); its base URL."""
+    server = serve(app)
+    yield server.url
+    server.stop()

@@ -5,7 +5,6 @@ that one provider; a failed first arrival lets the sender's retry act."""
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 import uuid
@@ -22,9 +21,8 @@ from connector.services.sync import run_sync
 from connector.storage import models as m
 from sandbox.dispatch import DispatchSandbox, send_webhook
 from sandbox.server import serve
-from tests.conftest import good_certificate
+from tests.conftest import WEBHOOK_SECRET_ENV, good_certificate
 
-SECRET_ENV = "COI_TEST_WEBHOOK_SECRET"
 CLIENT_SECRET_ENV = "COI_TEST_DISPATCH_SECRET"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -44,20 +42,6 @@ def peer(running_dispatch, monkeypatch):
 
 
 @pytest.fixture
-def secret(monkeypatch):
-    value = "whsec_" + base64.b64encode(os.urandom(24)).decode()
-    monkeypatch.setenv(SECRET_ENV, value)
-    return value
-
-
-@pytest.fixture
-def served(app):
-    server = serve(app)
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
 def network(app, api, peer, secret, standard_set):
     """Connection `dispatch` (writeback: flag on block), two providers synced in: the first
     with a good certificate, the second with none."""
@@ -71,7 +55,7 @@ def network(app, api, peer, secret, standard_set):
             "max_retries": 0,
             "retry_base_seconds": 0.01,
             "timeout": 5,
-            "webhook_secret_env": SECRET_ENV,
+            "webhook_secret_env": WEBHOOK_SECRET_ENV,
             "writeback": "flag",
         },
         "objects": [
@@ -126,7 +110,7 @@ def eventually(check, seconds: float = 10.0):
 def test_subscribed_dispatch_system_gets_allow_for_a_compliant_provider(served, network, peer):
     good, _ = network
     order = peer.create_work_order(ProviderId=good, LocationId=peer.provider(good)["Locations"][0])
-    peer.subscribe(f"{served}/webhooks/dispatch/work-order", os.environ[SECRET_ENV])
+    peer.subscribe(f"{served}/webhooks/dispatch/work-order", os.environ[WEBHOOK_SECRET_ENV])
 
     [delivery] = peer.emit("WorkOrderCreated", order["Id"])
 
@@ -139,7 +123,7 @@ def test_blocked_work_order_is_answered_and_flagged_in_the_dispatch_system(
 ):
     _, bad = network
     order = peer.create_work_order(ProviderId=bad, LocationId=peer.provider(bad)["Locations"][0])
-    peer.subscribe(f"{served}/webhooks/dispatch/work-order", os.environ[SECRET_ENV])
+    peer.subscribe(f"{served}/webhooks/dispatch/work-order", os.environ[WEBHOOK_SECRET_ENV])
 
     [delivery] = peer.emit("WorkOrderTechnicianAssigned", order["Id"])
 
@@ -161,7 +145,7 @@ def test_writeback_waits_while_the_dispatch_system_is_down_and_is_delivered_once
         f"{served}/webhooks/dispatch/work-order",
         "WorkOrderCreated",
         order["Id"],
-        os.environ[SECRET_ENV],
+        os.environ[WEBHOOK_SECRET_ENV],
     )
     assert delivery.json()["decision"] == "block"
     assert eventually(lambda: outbox_state(app)[1] >= 1)  # tried once, kept
@@ -187,7 +171,7 @@ def test_vendor_changed_pulls_that_provider_without_moving_the_watermark(
         f"{served}/webhooks/dispatch/vendor-changed",
         "ProviderUpdated",
         {"Id": good},
-        os.environ[SECRET_ENV],
+        os.environ[WEBHOOK_SECRET_ENV],
     )
 
     assert delivery.status == 200, delivery.body
@@ -208,7 +192,7 @@ def test_first_arrival_failing_lets_the_senders_retry_act(app, served, network, 
             url,
             "ProviderUpdated",
             {"Id": good},
-            os.environ[SECRET_ENV],
+            os.environ[WEBHOOK_SECRET_ENV],
             msg_id="msg_retry",
             timestamp=stamp,
         )
@@ -241,7 +225,7 @@ def test_with_redis_vendor_changed_is_a_job_that_pulls_the_provider(
             f"{server.url}/webhooks/dispatch/vendor-changed",
             "ProviderUpdated",
             {"Id": good},
-            os.environ[SECRET_ENV],
+            os.environ[WEBHOOK_SECRET_ENV],
         )
         SimpleWorker([queue], connection=queue.connection).work(burst=True)
     finally:

@@ -7,7 +7,6 @@ independently of the receiver, and the published Standard Webhooks test vector."
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
@@ -20,10 +19,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
 from connector.app import runtime
+from connector.services.webhook_subscriptions import new_secret
 from connector.storage import models as m
 from sandbox.dispatch import send_webhook, sign_hmac, sign_standard
-from sandbox.server import serve
-from tests.conftest import day, good_certificate
+from tests.conftest import WEBHOOK_SECRET_ENV, day, good_certificate
 from webhooks.inbound import receiver_config, settings_problems, writeback_fields
 from webhooks.signatures import SignatureError, verify_hmac, verify_standard
 
@@ -32,11 +31,6 @@ VECTOR_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
 VECTOR_TIME = 1614265330
 VECTOR_BODY = b'{"test": 2432232314}'
 VECTOR_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-SECRET_ENV = "COI_TEST_WEBHOOK_SECRET"
-
-
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
 
 
 def vector_headers(signature: str = VECTOR_SIGNATURE, stamp: int = VECTOR_TIME) -> dict:
@@ -183,20 +177,6 @@ def test_writeback_sets_the_connections_own_field_names():
 # --- the receiver over HTTP ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def secret(monkeypatch):
-    value = new_secret()
-    monkeypatch.setenv(SECRET_ENV, value)
-    return value
-
-
-@pytest.fixture
-def served(app):
-    server = serve(app)
-    yield server.url
-    server.stop()
-
-
 def add_connection(api, name: str = "dispatch", **settings_given) -> None:
     body = {
         "name": name,
@@ -205,7 +185,7 @@ def add_connection(api, name: str = "dispatch", **settings_given) -> None:
             "base_url": "http://127.0.0.1:9",
             "client_id": "coi",
             "client_secret_env": "COI_TEST_UNUSED",
-            "webhook_secret_env": SECRET_ENV,
+            "webhook_secret_env": WEBHOOK_SECRET_ENV,
             **settings_given,
         },
         "objects": [
@@ -323,12 +303,12 @@ def test_delivery_signed_with_a_rotated_out_secret_is_401_and_both_work_during_r
 ):
     make_vendor(regions=("2006001",), cert=good_certificate())
     new = new_secret()
-    monkeypatch.setenv(SECRET_ENV, f"{secret} {new}")
+    monkeypatch.setenv(WEBHOOK_SECRET_ENV, f"{secret} {new}")
     during = [
         send_webhook(hook(served), "WorkOrderCreated", work_order(), key).status
         for key in (secret, new)
     ]
-    monkeypatch.setenv(SECRET_ENV, new)
+    monkeypatch.setenv(WEBHOOK_SECRET_ENV, new)
 
     after = send_webhook(hook(served), "WorkOrderCreated", work_order(), secret).status
 
@@ -360,7 +340,7 @@ def test_inactive_connection_is_404(served, dispatch, secret, sessions):
 
 
 def test_connection_without_a_webhook_secret_is_503(served, dispatch, secret, monkeypatch):
-    monkeypatch.delenv(SECRET_ENV)
+    monkeypatch.delenv(WEBHOOK_SECRET_ENV)
 
     delivery = send_webhook(hook(served), "WorkOrderCreated", work_order(), secret)
 

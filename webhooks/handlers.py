@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from connector import schemas as s
 from connector.clock import today
-from connector.errors import APIError
 from connector.jobs import RETRY, Jobs, sync_one_job
 from connector.services import audit, cancellations, certificates, connections, gate, outbox
 from connector.services.context import Context
@@ -208,19 +207,8 @@ def _object(payload: Any) -> dict[str, Any]:
 def _work_order_mapping(session: Session, name: str) -> tuple[dict[str, Any], CompiledMapping]:
     with session.begin():
         connection = connections.get(session, name)
-        cfg = _object_config(connection, "work_order")
+        cfg = connections.object_for(connection, "work_order")
         return cfg, connections.mapping_for(session, connection, cfg, "in")
-
-
-def _object_config(connection: m.Connection, canonical: str) -> dict[str, Any]:
-    for cfg in connection.objects:
-        if cfg["canonical"] == canonical:
-            return cfg
-    raise APIError(
-        422,
-        "mapping_missing",
-        f"connection {connection.name!r} has no object mapped to {canonical}",
-    )
 
 
 def _vendor_object(connection: m.Connection, named: Any, errors: dict) -> str | None:

@@ -33,9 +33,7 @@ dispatch system from a sample gate request.
 
 from __future__ import annotations
 
-import base64
 import random
-import secrets
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -43,6 +41,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from connector.demo.network import REGIONS, SampleNetwork
+from connector.services.webhook_subscriptions import new_secret
 from sandbox.business_central import BusinessCentralSandbox
 from sandbox.dispatch import DispatchSandbox
 from sandbox.salesforce import SalesforceSandbox
@@ -103,7 +102,7 @@ class DemoPeers:
         self.bc = BusinessCentralSandbox(company="ACME FACILITIES", today=as_of)
         self.dispatch = DispatchSandbox()
         #: A Standard Webhooks secret (`whsec_` + base64 of the key), shared by both sides.
-        self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.webhook_secret = new_secret()
         named = {(o["vendor"]["system"], o["vendor"]["external_id"]) for o in network.work_orders}
         single = [e["vendor"] for e in network.vendors if len(e["vendor"]["regions"]) == 1]
         self.not_in_salesforce = {

@@ -100,6 +100,19 @@ def test(connection: m.Connection) -> dict[str, Any]:
         adapter.close()
 
 
+def object_for(connection: m.Connection, canonical: str) -> dict[str, Any]:
+    """The connection's object mapped to a canonical record (a webhook names the record, not the
+    remote object)."""
+    for cfg in connection.objects:
+        if cfg["canonical"] == canonical:
+            return cfg
+    raise APIError(
+        422,
+        "mapping_missing",
+        f"connection {connection.name!r} has no object mapped to {canonical}",
+    )
+
+
 def object_config(connection: m.Connection, remote: str) -> dict[str, Any]:
     for cfg in connection.objects:
         if cfg["remote"] == remote:

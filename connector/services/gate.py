@@ -156,6 +156,8 @@ def _vendor_view(session: Session, request: dict[str, Any]) -> VendorView | None
     if not rows:
         return None
     first = rows[0]
+    # One reference may be bound to two vendors through two objects of a system (as
+    # `find_by_ref` allows): like it, the lowest vendor id answers.
     results = {row.requirement_set: row for row in rows if row.id == first.id}
     results.pop(None, None)
     return VendorView(first.id, first.active, first.risk_tier, results)

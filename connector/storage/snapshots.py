@@ -163,6 +163,3 @@ class Snapshots:
             # The first look: anything kept so far may predate it.
             self._entries.clear()
         self._seen = versions
-
-    def clear(self) -> None:
-        self._entries.clear()
