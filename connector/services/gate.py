@@ -7,6 +7,7 @@ window reaches past what the stored result is known to hold for; no remote calls
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from datetime import date, datetime
 from typing import Any, NamedTuple
 from uuid import uuid4
@@ -63,7 +64,9 @@ def decide(
         raise ValueError("`then` runs with the stored decision: not with write_behind")
     snapshots = snapshots or Snapshots.uncached()
     session = ctx.session
-    with session.begin():
+    # Behind a write-behind, a decision served from the snapshots touches no database: the
+    # session begins only if a snapshot must be rebuilt, and the caller closes it.
+    with session.begin() if write_behind is None else nullcontext():
         sets = snapshots.get("requirement_sets", SETS_TABLES, lambda: load_sets(session))
         vendor = snapshots.get(
             _vendor_key(request), VENDOR_TABLES, lambda: _vendor_view(session, request)

@@ -8,16 +8,24 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, bindparam, create_engine, event, inspect
+from sqlalchemy import Engine, bindparam, create_engine, event, inspect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-# Registers the session events that keep per-process snapshots honest about this process's writes.
-from connector.storage import snapshots  # noqa: F401
+from connector.storage import (
+    # Registers the session events that keep per-process snapshots honest about this process's
+    # writes.
+    snapshots,  # noqa: F401
+    sqlite_writer,
+)
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
+        factory = sqlite_writer.connection_factory(make_url(url).database or "")
+        if factory is not None:
+            connect_args["factory"] = factory
+        engine = create_engine(url, connect_args=connect_args)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
