@@ -243,7 +243,7 @@ def sync_progress_line(counts: dict) -> str:
         head = f"[{'#' * filled}{'-' * (SYNC_BAR_WIDTH - filled)}] {done:4.0%} {seen:,}/{total:,}"
     else:
         head = f"{seen:,} records"
-    kinds = ("created", "merged", "updated", "deactivated", "rejected")
+    kinds = ("created", "merged", "updated", "deactivated", "reactivated", "rejected")
     tally = "  ".join(f"{k} {counts[k]:,}" for k in kinds if counts.get(k))
     return f"{head}  {tally}" if tally else head
 

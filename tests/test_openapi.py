@@ -19,7 +19,7 @@ def test_every_api_route_is_documented(app, document):
     routes = {
         openapi_path(rule.rule)
         for rule in app.url_map.iter_rules()
-        if rule.rule.startswith("/api/v1/") and rule.rule != "/api/v1/openapi.json"
+        if rule.rule.startswith(("/api/v1/", "/webhooks/")) and rule.rule != "/api/v1/openapi.json"
     }
 
     assert routes == set(document["paths"])
@@ -39,3 +39,16 @@ def test_gate_operation_names_its_body_and_response(document):
         "GateRequest"
     )
     assert "$ref" in gate["responses"]["200"]["content"]["application/json"]["schema"]
+
+
+def test_the_webhook_receiver_names_its_events_and_its_signature(document):
+    receiver = document["paths"]["/webhooks/{connection}/{event}"]["post"]
+    event = next(p for p in receiver["parameters"] if p["name"] == "event")
+
+    assert event["schema"]["enum"] == [
+        "cancellation-notice",
+        "certificate-submitted",
+        "vendor-changed",
+        "work-order",
+    ]
+    assert receiver["security"] == [{"webhook_signature": []}]

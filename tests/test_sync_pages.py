@@ -236,3 +236,31 @@ def test_coi_push_sends_what_waits_in_the_outbox(app, crm, database_url, monkeyp
     assert result.exit_code == 0, result.output
     assert "crm: sent 1" in result.output
     assert (waiting, crm.get("Account", record)["COI_Status__c"]) == (None, "Non-compliant")
+
+
+def test_a_record_active_again_reactivates_the_vendor_it_deactivated(app, crm, sessions):
+    record = account(crm, "Vandelay Roofing", Email__c="art@vandelay.example")
+    pull(app)
+    crm.update("Account", record, {"Active__c": "No"})
+    pull(app, full=False)
+    crm.update("Account", record, {"Active__c": "Yes"})
+
+    run = pull(app, full=False)
+
+    assert (run["counts"]["updated"], run["counts"]["reactivated"]) == (1, 1)
+    assert [v["active"] for v in vendors(sessions)] == [True]
+
+
+def test_a_vendor_another_system_deactivated_stays_inactive(app, crm, sessions):
+    record = account(crm, "Kramerica Plumbing", Tax_ID__c="55-5555555")
+    pull(app)
+    rt = runtime(app)
+    with rt.sessions() as session, session.begin():
+        vendor = session.scalars(select(m.Vendor)).one()
+        vendor.active, vendor.deactivated_by = False, "erp"
+    crm.update("Account", record, {"Phone": "555-0100"})
+
+    run = pull(app, full=False)
+
+    assert (run["counts"]["updated"], run["counts"]["reactivated"]) == (1, 0)
+    assert [v["active"] for v in vendors(sessions)] == [False]

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import AdapterError, ConfigurationError, secret
-from connector.api.common import json_body
+from connector.api.common import documented, json_body
 from connector.clock import as_utc, utcnow
 from connector.errors import APIError, NotFound
 from connector.services.write_behind import WriteBehind
@@ -56,6 +56,20 @@ MAX_DELIVERY_ID = 255
 
 
 @bp.post("/<connection>/<event>")
+@documented(
+    "Receive a signed webhook from a connection",
+    description=(
+        "The body is the sender's own event, verified on its raw bytes before it is parsed. "
+        "`work-order` answers 200 with the gate decision; `vendor-changed` 200 with the sync "
+        "run (202 with a job id when jobs run on Redis); `certificate-submitted` and "
+        "`cancellation-notice` 201 with what they recorded. A repeated delivery (same "
+        "`webhook-id`, or same body under the HMAC scheme) answers the first answer again; "
+        "401 for a bad, missing or stale signature, 409 while the first arrival is still at "
+        "work, 413 past the body limit."
+    ),
+    path_values={"event": sorted(HANDLERS)},
+    signed=True,
+)
 def receive(connection: str, event: str):
     handler = HANDLERS.get(event)
     if handler is None:

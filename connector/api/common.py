@@ -83,8 +83,13 @@ def documented(
     query: Schema | None = None,
     response: Schema | None = None,
     status: int = 200,
+    description: str | None = None,
+    path_values: dict[str, list[str]] | None = None,
+    signed: bool = False,
 ) -> Callable:
-    """Attach what the OpenAPI generator needs to a view (the schemas the view really uses)."""
+    """Attach what the OpenAPI generator needs to a view (the schemas the view really uses).
+    `path_values` lists the values a path argument takes; `signed` views are authenticated by
+    a webhook signature instead of a bearer token."""
 
     def decorate(view: Callable) -> Callable:
         view.openapi = {
@@ -93,6 +98,9 @@ def documented(
             "query": query,
             "response": response,
             "status": status,
+            "description": description,
+            "path_values": path_values or {},
+            "signed": signed,
         }
         return view
 

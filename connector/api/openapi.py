@@ -11,6 +11,12 @@ from flask import Flask, current_app
 from connector import schemas as s
 
 _ROLE_NOTE = "Needs a bearer token whose role grants `{}`."
+_SIGNATURE_NOTE = (
+    "The raw body signed with the connection's webhook secret: Standard Webhooks "
+    "(`webhook-id`, `webhook-timestamp`, `webhook-signature`) by default, or one HMAC-SHA256 "
+    "header of the body (hex or base64) under the header the connection names. See "
+    "docs/webhooks.md."
+)
 
 
 def cached_spec() -> dict:
@@ -29,6 +35,15 @@ def build_spec(app: Flask) -> dict:
         info={"description": "Certificate-of-insurance compliance API"},
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme(
+        "webhook_signature",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "webhook-signature",
+            "description": _SIGNATURE_NOTE,
+        },
+    )
     spec.components.schema("Error", schema=s.ErrorSchema)
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         view = app.view_functions[rule.endpoint]
@@ -42,12 +57,23 @@ def build_spec(app: Flask) -> dict:
 
 
 def _operation(view, doc: dict, rule) -> dict:
+    signed = doc["signed"]
+    auth = (
+        "Authenticated by its signature."
+        if signed
+        else _ROLE_NOTE.format(getattr(view, "permission", ""))
+    )
     operation: dict = {
         "summary": doc["summary"],
-        "security": [{"bearer": []}],
-        "description": _ROLE_NOTE.format(getattr(view, "permission", "")),
+        "security": [{"webhook_signature" if signed else "bearer": []}],
+        "description": " ".join(filter(None, [doc["description"], auth])),
         "parameters": [
-            {"in": "path", "name": arg, "required": True, "schema": {"type": _type(rule, arg)}}
+            {
+                "in": "path",
+                "name": arg,
+                "required": True,
+                "schema": _path_schema(rule, arg, doc["path_values"].get(arg)),
+            }
             for arg in sorted(rule.arguments)
         ],
         "responses": {
@@ -77,5 +103,7 @@ def openapi_path(rule: str) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
 
 
-def _type(rule, arg: str) -> str:
-    return "integer" if f"<id:{arg}>" in rule.rule else "string"
+def _path_schema(rule, arg: str, values: list[str] | None) -> dict:
+    if f"<id:{arg}>" in rule.rule:
+        return {"type": "integer"}
+    return {"type": "string", "enum": values} if values else {"type": "string"}

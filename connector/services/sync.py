@@ -233,7 +233,9 @@ def _commit_page(
 
 
 def _zero_counts() -> dict[str, int]:
-    return dict.fromkeys(("seen", "created", "merged", "updated", "deactivated", "rejected"), 0)
+    # `reactivated` counts records among those `updated` or `merged`, not beside them.
+    kinds = ("seen", "created", "merged", "updated", "deactivated", "reactivated", "rejected")
+    return dict.fromkeys(kinds, 0)
 
 
 def _finish(session: Session, run_id: int, status: str, error: dict | None) -> None:
@@ -288,6 +290,7 @@ class _Vendor:
     tax_id: str | None = None
     risk_tier: str | None = None
     active: bool = True
+    deactivated_by: str | None = None
     stored: dict[str, Any] | None = None
     #: Work types / regions the page sets (sorted, unique); None: the page leaves them.
     work_types: list[str] | None = None
@@ -316,7 +319,7 @@ class _Bound:
     synced: bool = False
 
 
-_COLUMNS = ("name", "email", "tax_id", "risk_tier", "active")
+_COLUMNS = ("name", "email", "tax_id", "risk_tier", "active", "deactivated_by")
 
 
 class _PageVendors:
@@ -463,7 +466,7 @@ def _apply_page(
         counts["seen"] += 1
         binding = bound.get(record.external_id)
         if prepared is None:  # deleted remotely
-            _deactivate(binding, counts, touched)
+            _deactivate(binding, connection, counts, touched)
             continue
         data, problem = prepared
         if problem is not None:
@@ -472,7 +475,7 @@ def _apply_page(
                 errors.append({"external_id": record.external_id, "message": problem})
             continue
         if data.pop("active", True) is False:
-            _deactivate(binding, counts, touched)
+            _deactivate(binding, connection, counts, touched)
             continue
         if binding is not None:
             vendor = binding.vendor
@@ -487,6 +490,9 @@ def _apply_page(
             binding = bound[record.external_id] = _Bound(vendor)
             made.append((record.external_id, binding))
         binding.synced = True
+        if not vendor.active and vendor.deactivated_by in (None, connection):
+            vendor.active, vendor.deactivated_by = True, None
+            counts["reactivated"] += 1
         vendors.apply(vendor, data)
         touched[id(vendor)] = vendor
     vendors.write(session)
@@ -496,9 +502,12 @@ def _apply_page(
     return {v.id for v in touched.values()}
 
 
-def _deactivate(binding: _Bound | None, counts: dict[str, int], touched: dict) -> None:
+def _deactivate(
+    binding: _Bound | None, connection: str, counts: dict[str, int], touched: dict
+) -> None:
     if binding is not None and binding.vendor.active:
         binding.vendor.active = False
+        binding.vendor.deactivated_by = connection
         counts["deactivated"] += 1
         touched[id(binding.vendor)] = binding.vendor
 

@@ -37,7 +37,7 @@ def upsert_vendor(ctx: Context, data: dict[str, Any]) -> tuple[m.Vendor, bool]:
             vendor = m.Vendor(name=data["name"])
             session.add(vendor)
         apply_fields(vendor, data)
-        vendor.active = True
+        vendor.active, vendor.deactivated_by = True, None
         session.flush()
         known = {(b.system, b.external_id) for b in vendor.bindings}
         for ref in refs:

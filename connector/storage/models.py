@@ -45,6 +45,9 @@ class Vendor(Base):
     tax_id: Mapped[str | None] = mapped_column(String(32), index=True)
     risk_tier: Mapped[str | None] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    # The connection whose remote record deactivated the vendor: only that connection's record
+    # turning active again reactivates it (another system may still list it as inactive).
+    deactivated_by: Mapped[str | None] = mapped_column(String(64))
     # Worst stored result over the vendor's applicable requirement sets (denormalised for lists).
     status: Mapped[str | None] = mapped_column(String(16), index=True)
     score: Mapped[int | None] = mapped_column(Integer)
