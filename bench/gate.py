@@ -451,10 +451,18 @@ def free_port() -> int:
 
 
 def start_server(
-    url: str, port: int, server: str, stack: ExitStack, extra_env: dict[str, str] | None = None
+    url: str,
+    port: int,
+    server: str,
+    stack: ExitStack,
+    extra_env: dict[str, str] | None = None,
+    redis_url: str | None = None,
 ) -> subprocess.Popen:
     env = {**os.environ, **(extra_env or {}), "COI_DATABASE_URL": url}
-    env.pop("COI_REDIS_URL", None)  # the gate queues nothing; keep the run self-contained
+    env.pop("COI_REDIS_URL", None)  # only with --redis-url: keep the run self-contained
+    if redis_url:
+        # A queue of the run's own, so nothing it might queue lands in a real one.
+        env.update(COI_REDIS_URL=redis_url, COI_QUEUE=f"coi-bench-{port}")
     if server == "coi":
         argv = [str(Path(sys.executable).parent / "coi"), "serve", "--workers", "2"]
         argv += ["--host", "127.0.0.1", "--port", str(port)]
@@ -831,7 +839,21 @@ def parse_args(description: str) -> argparse.Namespace:
         default="gunicorn",
         help="gunicorn -w 2 without access log (default) or `coi serve --workers 2`",
     )
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="run the server with COI_REDIS_URL (webhook delivery claims in Redis); default: none",
+    )
     return parser.parse_args()
+
+
+def _processes_named(name: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        with suppress(OSError):
+            if entry.isdigit() and Path(f"/proc/{entry}/comm").read_text().strip() == name:
+                found.append(int(entry))
+    return found
 
 
 class Run:
@@ -898,17 +920,19 @@ def run_benchmark(args: argparse.Namespace, make_run, prefix: str) -> None:
 
         port = args.port or free_port()
         began = time.perf_counter()
-        server = start_server(url, port, args.server, stack, run.server_env)
+        server = start_server(url, port, args.server, stack, run.server_env, args.redis_url)
         print(
             f"server: {args.server} with 2 sync workers on 127.0.0.1:{port} "
-            f"(up in {time.perf_counter() - began:.1f} s)",
+            f"(up in {time.perf_counter() - began:.1f} s)"
+            + (f", Redis at {_safe_url(args.redis_url)}" if args.redis_url else ""),
             flush=True,
         )
         print(run.warm(port), flush=True)
 
         folder = tempfile.mkdtemp(prefix=f"{prefix}wrk-")
         stack.callback(shutil.rmtree, folder, ignore_errors=True)
-        client_pids: list[int] = []
+        # Redis serves the server when configured: its CPU is the benchmark's, not other work.
+        client_pids: list[int] = _processes_named("redis-server") if args.redis_url else []
         if client == "wrk":
             label = f"wrk {min(2, args.connections)} threads"
 
@@ -924,7 +948,7 @@ def run_benchmark(args: argparse.Namespace, make_run, prefix: str) -> None:
                 )
             )
             started_up = [pool.submit(_ready) for _ in range(processes * 2)]
-            client_pids = sorted({f.result(timeout=60) for f in started_up})
+            client_pids += sorted({f.result(timeout=60) for f in started_up})
 
             def drive(requests, seconds):
                 return run_python(pool, processes, port, requests, args.connections, seconds)

@@ -2,15 +2,11 @@
 
 The signature is the authentication (no bearer token): the raw body is verified with the
 connection's scheme and secrets before it is parsed. The delivery id (`webhook-id`, a configured
-id header, or the SHA-256 of the body) is the idempotency key, kept in `webhook_receipts`
-(unique per connection):
-
-- the first arrival commits a "processing" receipt, acts, stores its answer and marks it "done";
-- a repeat — also one arriving while the first is still at work — hits the unique constraint,
-  waits for "done" and answers the stored status and body, with no second effect;
-- when the first arrival fails (an error, a dependency down), its receipt is removed so the
-  sender's retry can act; a receipt left "processing" by a process that died is taken over after
-  `STALE_AFTER`.
+id header, or the SHA-256 of the body) is the idempotency key: the first arrival claims it
+(`webhooks/receipts.py`: a committed row, or a Redis key when Redis is configured), acts and
+stores its answer; a repeat — also one arriving while the first is still at work — waits for that
+answer and gets it back, with no second effect. When the first arrival fails (an error, a
+dependency down) its claim is let go, so the sender's retry can act.
 """
 
 from __future__ import annotations
@@ -18,23 +14,22 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
-from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import AdapterError, ConfigurationError, secret
 from connector.api.common import documented, json_body
-from connector.clock import as_utc, utcnow
+from connector.clock import utcnow
 from connector.errors import APIError, NotFound
 from connector.services.write_behind import WriteBehind
 from connector.storage import models as m
 from webhooks.handlers import HANDLERS, Inbound, Outcome
 from webhooks.inbound import ReceiverConfig, receiver_config
+from webhooks.receipts import Answered, DatabaseReceipts, RedisReceipts, complete
 from webhooks.signatures import (
     SignatureError,
     body_digest,
@@ -50,8 +45,6 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 #: How long a repeat waits for the first arrival's answer before answering 409 (retry later).
 WAIT_SECONDS = 15.0
 POLL_SECONDS = 0.05
-#: A receipt still "processing" after this long belongs to a process that died.
-STALE_AFTER = timedelta(minutes=5)
 MAX_DELIVERY_ID = 255
 
 
@@ -99,7 +92,13 @@ def receive(connection: str, event: str):
         return handler(inbound)
 
     status, answer, after = once(
-        runtime.sessions, connection, event, delivery_id, act, runtime.write_behind
+        receipts_of(runtime),
+        runtime.sessions,
+        connection,
+        event,
+        delivery_id,
+        act,
+        runtime.write_behind,
     )
     response = jsonify(answer)
     response.status_code = status
@@ -108,7 +107,11 @@ def receive(connection: str, event: str):
     return response
 
 
+Receipts = DatabaseReceipts | RedisReceipts
+
+
 def once(
+    receipts: Receipts,
     sessions: sessionmaker[Session],
     connection: str,
     event: str,
@@ -117,10 +120,11 @@ def once(
     write_behind: WriteBehind | None = None,
 ) -> tuple[int, Any, Any]:
     """Act on a delivery at most once: (status, body, work after answering). With a
-    `write_behind`, the answer is stored behind it: a repeat arriving meanwhile waits for it."""
+    `write_behind`, the answer's row is stored behind it."""
     deadline = time.monotonic() + WAIT_SECONDS
+    received_at = utcnow()
     while True:
-        claimed, stored = _claim(sessions, connection, event, delivery_id)
+        claimed, stored = receipts.claim(connection, event, delivery_id)
         if claimed:
             break
         if stored is not None and stored.status == "done":
@@ -139,23 +143,43 @@ def once(
         status, body = 422, _error("validation_failed", "the event is not valid", fields)
     except APIError as err:
         if err.status >= 500:
-            _forget(sessions, connection, delivery_id)
+            receipts.forget(connection, delivery_id)
             raise
         status, body = err.status, _error(err.code, err.message, err.fields)
     except AdapterError as err:
-        _forget(sessions, connection, delivery_id)
+        receipts.forget(connection, delivery_id)
         raise APIError(503, "dependency_down", f"the remote system did not answer: {err}") from None
     except BaseException:
-        _forget(sessions, connection, delivery_id)
+        receipts.forget(connection, delivery_id)
         raise
     # The body is stored as it is answered (JSON round trip: dates and the like as text).
-    answered = (connection, delivery_id, status, json.loads(json.dumps(body, default=str)))
+    answered = Answered(
+        connection,
+        event,
+        delivery_id,
+        received_at,
+        status,
+        json.loads(json.dumps(body, default=str)),
+    )
     if write_behind is None:
         with sessions() as session, session.begin():
             complete(session, [answered])
     else:
         write_behind.add(complete, answered)
     return status, body, after
+
+
+def receipts_of(runtime) -> Receipts:
+    """The app's receipt store: Redis when configured, else the database."""
+    app = current_app._get_current_object()
+    if "coi_receipts" not in app.extensions:
+        settings = runtime.settings
+        app.extensions["coi_receipts"] = (
+            RedisReceipts.from_url(runtime.sessions, settings.redis_url, settings.database_url)
+            if settings.redis_url
+            else DatabaseReceipts(runtime.sessions)
+        )
+    return app.extensions["coi_receipts"]
 
 
 def _active_settings(sessions: sessionmaker[Session], name: str) -> dict[str, Any] | None:
@@ -201,91 +225,3 @@ def _authenticate(config: ReceiverConfig, secrets: list[str], body: bytes) -> st
 
 def _error(code: str, message: str, fields: dict | None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
-
-
-def _claim(
-    sessions, connection: str, event: str, delivery_id: str
-) -> tuple[bool, m.WebhookReceipt | None]:
-    """(True, None) when this arrival is the first (its receipt is committed); else (False, the
-    receipt found), whose receipt may be gone already when the first arrival let go."""
-    session = sessions()
-    with session:
-        try:
-            with session.begin():
-                session.connection().execute(
-                    _CLAIM,
-                    {
-                        "connection": connection,
-                        "event": event,
-                        "delivery_id": delivery_id,
-                        "status": "processing",
-                        "received_at": utcnow(),
-                    },
-                )
-            return True, None
-        except IntegrityError:
-            pass
-        with session.begin():
-            stored = session.scalar(select(m.WebhookReceipt).where(_key(connection, delivery_id)))
-            if stored is None:
-                return False, None  # the first arrival failed and let go: try again
-            session.expunge(stored)
-        if stored.status == "processing" and as_utc(stored.received_at) < utcnow() - STALE_AFTER:
-            with session.begin():
-                taken = session.execute(
-                    update(m.WebhookReceipt)
-                    .where(m.WebhookReceipt.id == stored.id)
-                    .where(m.WebhookReceipt.status == "processing")
-                    .where(m.WebhookReceipt.received_at == stored.received_at)
-                    .values(received_at=utcnow())
-                )
-            if taken.rowcount == 1:
-                log.warning("webhook %s/%s: taking over a stale delivery", connection, event)
-                return True, None
-        return False, stored
-
-
-def complete(session: Session, answered: list[tuple[str, str, int, Any]]) -> None:
-    """Mark receipts done with their answers: (connection, delivery id, status, body)."""
-    now = utcnow()
-    session.connection().execute(
-        _COMPLETE,
-        [
-            {
-                "c_connection": connection,
-                "c_delivery_id": delivery_id,
-                "status": "done",
-                "response_status": status,
-                "response_body": body,
-                "completed_at": now,
-            }
-            for connection, delivery_id, status, body in answered
-        ],
-    )
-
-
-_CLAIM = insert(m.WebhookReceipt.__table__)
-_COMPLETE = (
-    update(m.WebhookReceipt.__table__)
-    .where(
-        m.WebhookReceipt.connection == bindparam("c_connection"),
-        m.WebhookReceipt.delivery_id == bindparam("c_delivery_id"),
-    )
-    .values(
-        status=bindparam("status"),
-        response_status=bindparam("response_status"),
-        response_body=bindparam("response_body"),
-        completed_at=bindparam("completed_at"),
-    )
-)
-
-
-def _forget(sessions, connection: str, delivery_id: str) -> None:
-    with sessions() as session, session.begin():
-        session.execute(delete(m.WebhookReceipt).where(_key(connection, delivery_id)))
-
-
-def _key(connection: str, delivery_id: str):
-    return (m.WebhookReceipt.connection == connection) & (
-        m.WebhookReceipt.delivery_id == delivery_id
-    )

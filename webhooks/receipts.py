@@ -1,0 +1,214 @@
+"""Delivery receipts: who acts on an inbound webhook delivery, once.
+
+The delivery id (per connection) is the idempotency key. The first arrival *claims* it and acts;
+a repeat — also one arriving while the first is still at work — finds the claim, waits for the
+answer and gets it back, with no second effect. Two stores keep the claims:
+
+- `DatabaseReceipts` (no Redis configured): the claim is a committed "processing" row in
+  `webhook_receipts`, unique per (connection, delivery id), which every process sees before
+  acting; a claim left by a process that died is taken over after `STALE_AFTER`.
+- `RedisReceipts` (`COI_REDIS_URL` set): the claim is a `SET NX` that expires after
+  `STALE_AFTER`, so the request commits nothing: the row is written afterwards, already "done"
+  with its answer (through the write-behind, beside the decision). A repeat that finds the claim
+  reads the answer from the row (waiting while there is none yet); a first arrival also looks for
+  a row, which answers the repeats that come after the claim expired. One round trip to Redis
+  and one indexed read per delivery. Redis unreachable: 503, and the sender retries.
+
+Either way the answered row is kept for the retention period (`connector/services/retention.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.clock import as_utc, utcnow
+from connector.errors import APIError
+from connector.storage import models as m
+
+log = logging.getLogger(__name__)
+
+#: A claim still "processing" after this long belongs to a process that died.
+STALE_AFTER = timedelta(minutes=5)
+
+
+class Stored(NamedTuple):
+    """What a repeat finds: "processing" (no answer yet) or "done" with the answer."""
+
+    status: str
+    response_status: int | None = None
+    response_body: Any = None
+
+
+class Answered(NamedTuple):
+    """A delivery's answer, to be stored on its receipt row."""
+
+    connection: str
+    event: str
+    delivery_id: str
+    received_at: datetime
+    status: int
+    body: Any
+
+
+def complete(session: Session, answered: list[Answered]) -> None:
+    """Store the answers on the receipt rows, inserting the rows a Redis claim did not."""
+    now = utcnow()
+    connection = session.connection()
+    connection.execute(
+        _COMPLETE[connection.dialect.name],
+        [
+            {
+                "connection": a.connection,
+                "event": a.event,
+                "delivery_id": a.delivery_id,
+                "status": "done",
+                "response_status": a.status,
+                "response_body": a.body,
+                "received_at": a.received_at,
+                "completed_at": now,
+            }
+            for a in answered
+        ],
+    )
+
+
+def _complete(dialect_insert) -> Any:
+    stmt = dialect_insert(m.WebhookReceipt.__table__)
+    answer = ("status", "response_status", "response_body", "completed_at")
+    return stmt.on_conflict_do_update(
+        index_elements=["connection", "delivery_id"],
+        set_={name: stmt.excluded[name] for name in answer},
+    )
+
+
+_COMPLETE = {"postgresql": _complete(postgresql.insert), "sqlite": _complete(sqlite.insert)}
+_CLAIM = insert(m.WebhookReceipt.__table__)
+
+
+class DatabaseReceipts:
+    """Claims as committed rows (see the module docstring)."""
+
+    def __init__(self, sessions: sessionmaker[Session]):
+        self._sessions = sessions
+
+    def claim(self, connection: str, event: str, delivery_id: str) -> tuple[bool, Stored | None]:
+        """(True, None) when this arrival is the first (its claim is committed); else (False,
+        what was found), None when the first arrival let go meanwhile (try again)."""
+        with self._sessions() as session:
+            try:
+                with session.begin():
+                    session.connection().execute(
+                        _CLAIM,
+                        {
+                            "connection": connection,
+                            "event": event,
+                            "delivery_id": delivery_id,
+                            "status": "processing",
+                            "received_at": utcnow(),
+                        },
+                    )
+                return True, None
+            except IntegrityError:
+                pass
+            with session.begin():
+                row = session.scalar(select(m.WebhookReceipt).where(_key(connection, delivery_id)))
+            if row is None:
+                return False, None
+            if row.status == "processing" and as_utc(row.received_at) < utcnow() - STALE_AFTER:
+                with session.begin():
+                    taken = session.execute(
+                        update(m.WebhookReceipt)
+                        .where(m.WebhookReceipt.id == row.id)
+                        .where(m.WebhookReceipt.status == "processing")
+                        .where(m.WebhookReceipt.received_at == row.received_at)
+                        .values(received_at=utcnow())
+                    )
+                if taken.rowcount == 1:
+                    log.warning("webhook %s/%s: taking over a stale delivery", connection, event)
+                    return True, None
+            return False, Stored(row.status, row.response_status, row.response_body)
+
+    def forget(self, connection: str, delivery_id: str) -> None:
+        with self._sessions() as session, session.begin():
+            session.execute(delete(m.WebhookReceipt).where(_key(connection, delivery_id)))
+
+
+class RedisReceipts:
+    """Claims as Redis keys (see the module docstring)."""
+
+    def __init__(self, sessions: sessionmaker[Session], redis: Redis, namespace: str):
+        self._sessions = sessions
+        self._redis = redis
+        self._prefix = f"coi:webhook-receipt:{namespace}:"
+
+    @classmethod
+    def from_url(cls, sessions: sessionmaker[Session], redis_url: str, database_url: str):
+        # Deployments sharing one Redis keep their claims apart by their database.
+        namespace = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+        return cls(sessions, Redis.from_url(redis_url), namespace)
+
+    def claim(self, connection: str, event: str, delivery_id: str) -> tuple[bool, Stored | None]:
+        try:
+            claimed = self._redis.set(
+                self._key(connection, delivery_id), b"", nx=True, px=_ms(STALE_AFTER)
+            )
+        except RedisError as err:
+            log.warning("webhook receipt: Redis is unreachable: %s", err)
+            raise APIError(
+                503, "dependency_down", "the receipt store (Redis) did not answer; retry"
+            ) from None
+        found = self._stored_row(connection, delivery_id)
+        if claimed and found is None:
+            return True, None
+        # Claimed but answered before (the claim had expired), or claimed by another arrival:
+        # its answer, or "processing" until its row is written.
+        return False, found or Stored("processing")
+
+    def forget(self, connection: str, delivery_id: str) -> None:
+        try:
+            self._redis.delete(self._key(connection, delivery_id))
+        except RedisError as err:
+            # Left to expire: the sender's retries get 409 until then.
+            log.warning(
+                "webhook receipt: a failed delivery's claim stays until it expires: %s", err
+            )
+
+    def _key(self, connection: str, delivery_id: str) -> str:
+        return f"{self._prefix}{connection}:{delivery_id}"
+
+    def _stored_row(self, connection: str, delivery_id: str) -> Stored | None:
+        with self._sessions() as session:
+            row = (
+                session.connection()
+                .execute(_ANSWER, {"connection": connection, "delivery_id": delivery_id})
+                .first()
+            )
+        # A "processing" row is a database claim made before Redis was configured: Redis
+        # holds the claim now.
+        return Stored(*row) if row is not None and row.status == "done" else None
+
+
+_r = m.WebhookReceipt
+_ANSWER = select(_r.status, _r.response_status, _r.response_body).where(
+    _r.connection == bindparam("connection"), _r.delivery_id == bindparam("delivery_id")
+)
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
+def _key(connection: str, delivery_id: str):
+    return (m.WebhookReceipt.connection == connection) & (
+        m.WebhookReceipt.delivery_id == delivery_id
+    )
