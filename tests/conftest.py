@@ -28,6 +28,8 @@ from sandbox.server import serve
 PG_ADMIN_URL = os.environ.get("COI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 #: The apps under test have a secret key (embed links, subscription secrets) unless a test
 #: builds one without.
+#: The Redis every test that queues jobs or keeps claims talks to (started by `.ci/run`).
+REDIS_URL = "redis://127.0.0.1:6379/0"
 TEST_SECRET_KEY = "test-secret-key-not-for-production"
 
 

@@ -14,9 +14,7 @@ from connector.app import create_app, runtime
 from connector.config import Settings
 from connector.jobs import recompute_all_job
 from connector.storage import models as m
-from tests.conftest import STANDARD_SET, JSONClient, empty_tables, good_certificate
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.conftest import REDIS_URL, STANDARD_SET, JSONClient, empty_tables, good_certificate
 
 
 @pytest.fixture

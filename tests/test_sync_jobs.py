@@ -23,9 +23,8 @@ from connector.config import Settings
 from connector.jobs import scheduled_syncs_job
 from connector.storage import models as m
 from sandbox.business_central import BusinessCentralSandbox
-from tests.conftest import STANDARD_SET, JSONClient, empty_tables
+from tests.conftest import REDIS_URL, STANDARD_SET, JSONClient, empty_tables
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 PASSWORD_ENV = "COI_TEST_BC_PASSWORD"
 
 

@@ -29,6 +29,7 @@ from connector.services.compliance import recompute
 from connector.services.events import EVENT_TYPES, announce_expiring, expiring_unrenewed
 from connector.storage import models as m
 from tests.conftest import (
+    REDIS_URL,
     STANDARD_SET,
     TEST_SECRET_KEY,
     JSONClient,
@@ -526,8 +527,6 @@ def test_payload_is_the_standard_webhooks_shape(app, api, receiver):
 # --------------------------------------------------------------------------------------------
 # With Redis: the delivery run is queued once the emitting transaction commits
 # --------------------------------------------------------------------------------------------
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture

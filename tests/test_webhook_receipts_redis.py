@@ -19,11 +19,9 @@ from connector.config import Settings
 from connector.storage import models as m
 from sandbox.dispatch import send_webhook
 from sandbox.server import serve
-from tests.conftest import TEST_SECRET_KEY, empty_tables, good_certificate
+from tests.conftest import REDIS_URL, TEST_SECRET_KEY, empty_tables, good_certificate
 from tests.test_webhooks_receiver import add_connection, count, hook, work_order
 from webhooks import receipts
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def _clear_claims() -> None:

@@ -21,10 +21,9 @@ from connector.services.sync import run_sync
 from connector.storage import models as m
 from sandbox.dispatch import DispatchSandbox, send_webhook
 from sandbox.server import serve
-from tests.conftest import WEBHOOK_SECRET_ENV, good_certificate
+from tests.conftest import REDIS_URL, WEBHOOK_SECRET_ENV, good_certificate
 
 CLIENT_SECRET_ENV = "COI_TEST_DISPATCH_SECRET"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(scope="module")
