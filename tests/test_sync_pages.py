@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from marshmallow import ValidationError
 from sqlalchemy import func, select
 
 from adapters.base import AdapterError
 from connector.app import runtime
 from connector.cli import main, sync_progress_line
-from connector.schemas import vendor_create_schema
-from connector.services.sync import _load_vendor, run_sync
+from connector.services.sync import run_sync
 from connector.storage import models as m
 from sandbox.salesforce import SalesforceSandbox
 from tests.conftest import STANDARD_SET, salesforce_connection
@@ -187,41 +183,6 @@ def test_coi_sync_counts_records_when_the_remote_gives_no_total():
     line = sync_progress_line({"seen": 4200, "created": 4000, "merged": 0, "rejected": 2})
 
     assert line == "4,200 records  created 4,000  rejected 2"
-
-
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=70)
-_strings = st.one_of(
-    _text,
-    st.text(" \tabcXYZ", min_size=190, max_size=260),
-    st.emails(),
-    st.sampled_from(["low", "medium", "high", "High", " low", ""]),
-)
-_tags = st.lists(st.one_of(_text, st.text("aB ", min_size=60, max_size=70)), max_size=4)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "name": _strings,
-            "email": _strings,
-            "tax_id": _strings,
-            "risk_tier": _strings,
-            "work_types": st.one_of(_tags, _text),
-            "regions": _tags,
-        },
-    )
-)
-def test_a_mapped_record_is_loaded_exactly_as_the_vendor_schema_loads_it(body):
-    try:
-        expected = vendor_create_schema.load(body)
-    except ValidationError as err:
-        with pytest.raises(ValidationError) as raised:
-            _load_vendor(body)
-        assert raised.value.messages == err.messages
-    else:
-        assert _load_vendor(body) == expected
 
 
 def test_coi_push_sends_what_waits_in_the_outbox(app, crm, database_url, monkeypatch):

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from connector import schemas as s
 from connector.clock import today
 from connector.jobs import RETRY, Jobs, sync_one_job
+from connector.schema_load import load
 from connector.services import audit, cancellations, certificates, connections, gate, outbox
 from connector.services.context import Context
 from connector.services.sync import sync_one
@@ -86,7 +87,8 @@ def work_order(inbound: Inbound) -> Outcome:
         ref = {"system": inbound.connection, "external_id": values["external_id"]}
         if not values.get("vendor_external_id"):
             return Outcome(200, {"decision": None, "work_order": ref, "skipped": "no_vendor"})
-        request = s.gate_request_schema.load(
+        request = load(
+            s.gate_request_schema,
             {
                 "work_order": ref,
                 "vendor": {
@@ -98,7 +100,7 @@ def work_order(inbound: Inbound) -> Outcome:
                 "scheduled_start": values.get("scheduled_start"),
                 "scheduled_end": values.get("scheduled_end"),
                 "amount": values.get("amount"),
-            }
+            },
         )
         if inbound.config.writeback == "none":
             # Stored behind the answer, like the REST gate's decisions.

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from connector.clock import today
 from connector.errors import APIError
+from connector.schema_load import load
 from connector.services.context import Context
 
 
@@ -67,13 +68,13 @@ def _refuse_unstorable(value: Any) -> None:
 
 
 def load_body(schema: Schema) -> dict[str, Any]:
-    return schema.load(json_body())
+    return load(schema, json_body())
 
 
 def load_query(schema: Schema) -> dict[str, Any]:
     args = request.args.to_dict()
     _refuse_unstorable(args)
-    return schema.load(args)
+    return load(schema, args)
 
 
 def documented(

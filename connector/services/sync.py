@@ -33,6 +33,7 @@ from adapters.base import Adapter, AdapterError, Page, RemoteRecord
 from connector.clock import utcnow
 from connector.compliance import normalise_holder
 from connector.jobs import Jobs
+from connector.schema_load import load
 from connector.schemas import vendor_create_schema
 from connector.services import audit, connections
 from connector.services.vendors import SCALAR_FIELDS, tag_values
@@ -578,60 +579,11 @@ def _canonical_vendor(
     active = values.get("active", True)
     body = {k: values[k] for k in VENDOR_FIELDS if values.get(k) not in (None, "")}
     try:
-        data = _load_vendor(body)
+        data = load(vendor_create_schema, body)
     except ValidationError as err:
         return {}, "; ".join(f"{field}: {msgs}" for field, msgs in err.messages.items())
     data["active"] = active
     return data, None
-
-
-def _load_vendor(body: dict[str, Any]) -> dict[str, Any]:
-    """`vendor_create_schema.load(body)` for a mapped record. Plain strings and lists of strings
-    that pass the schema's own validators (after its stripping and lower-casing) are loaded
-    here, without marshmallow's machinery, which was most of a sync's validation cost; any
-    other record goes through the schema, which accepts it or gives the reasons it does not."""
-    data = _load_plain(body)
-    return data if data is not None else vendor_create_schema.load(body)
-
-
-_VENDOR_SCHEMA_FIELDS = vendor_create_schema.load_fields
-
-
-def _load_plain(body: dict[str, Any]) -> dict[str, Any] | None:
-    """The loaded record, or None when it is anything but plainly valid."""
-    data: dict[str, Any] = {"work_types": [], "regions": [], "external_refs": []}
-    for name, value in body.items():
-        field = _VENDOR_SCHEMA_FIELDS[name]
-        if name in ("work_types", "regions"):
-            if type(value) is not list:
-                return None
-            tags = []
-            for tag in value:
-                if type(tag) is not str:
-                    return None
-                tag = tag.strip().lower()
-                if not _passes(field.inner, tag):
-                    return None
-                tags.append(tag)
-            data[name] = list(dict.fromkeys(tags))
-        else:
-            if type(value) is not str:
-                return None
-            if name in vendor_create_schema.strip_fields:
-                value = value.strip()
-            if not _passes(field, value):
-                return None
-            data[name] = value
-    return data if "name" in data else None
-
-
-def _passes(field, value: str) -> bool:
-    try:
-        for validator in field.validators:
-            validator(value)
-    except ValidationError:
-        return False
-    return True
 
 
 def sync_one(
