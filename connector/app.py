@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, g
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector import jsontext
 from connector.config import Settings
 from connector.jobs import Jobs
 from connector.services.write_behind import WriteBehind
@@ -29,13 +32,25 @@ class Runtime:
     write_behind: WriteBehind | None
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON with the same conversions (dates as HTTP dates, UUIDs, dataclasses), written
+    by orjson when nothing but compact output is asked for (every response out of debug mode)."""
+
+    sort_keys = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if kwargs.keys() <= {"separators"} and kwargs.get("separators", (",", ":")) == (",", ":"):
+            return jsontext.dumps(obj, self.default)
+        return super().dumps(obj, **kwargs)
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> Flask:
     settings = settings or Settings.from_env()
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False
+    app.json = JSONProvider(app)
     write_behind = (
         WriteBehind(sessions, interval=settings.write_behind_ms / 1000)
         if settings.write_behind_ms > 0

@@ -11,6 +11,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, bindparam, create_engine, event, inspect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector import jsontext
 from connector.storage import (
     # Registers the session events that keep per-process snapshots honest about this process's
     # writes.
@@ -25,10 +26,12 @@ def make_engine(url: str) -> Engine:
         factory = sqlite_writer.connection_factory(make_url(url).database or "")
         if factory is not None:
             connect_args["factory"] = factory
-        engine = create_engine(url, connect_args=connect_args)
+        engine = create_engine(url, connect_args=connect_args, json_serializer=jsontext.dumps)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=jsontext.dumps
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
