@@ -25,9 +25,8 @@ def db() -> Session:
 
 
 def context() -> Context:
-    return Context(
-        session=db(), jobs=current_app.extensions["coi"].jobs, actor=g.token.name, today=today()
-    )
+    """The request's context; its session is opened when a service first uses it."""
+    return Context(db, current_app.extensions["coi"].jobs, g.token.name, today())
 
 
 def _reject_constant(name: str) -> None:

@@ -7,7 +7,7 @@ it works in batches (one query per table per batch) so a full re-evaluation stay
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
@@ -372,7 +372,7 @@ def stored_result_usable(
 
 
 def stored_or_evaluated(
-    session: Session,
+    session: Callable[[], Session],
     vendor_id: int,
     stored: Any,
     requirement_set: RequirementSet,
@@ -380,10 +380,10 @@ def stored_or_evaluated(
     end: date,
 ) -> tuple[dict[str, Any], bool]:
     """The stored result's body when it holds for the window, else the vendor evaluated now;
-    and whether it was evaluated now."""
+    and whether it was evaluated now. `session` opens the session, only for an evaluation."""
     if stored_result_usable(stored, requirement_set, start, end):
         return stored.body, False
-    inputs = load_inputs(session, [vendor_id])[vendor_id]
+    inputs = load_inputs(session(), [vendor_id])[vendor_id]
     return evaluate_vendor(inputs, requirement_set, start, end).to_dict(), True
 
 

@@ -229,7 +229,9 @@ def _headline_body(
     session: Session, vendor: m.Vendor, requirement_set: RequirementSet, today: date, now: datetime
 ) -> tuple[dict[str, Any], datetime]:
     stored = session.get(m.ComplianceResult, (vendor.id, requirement_set.key))
-    body, fresh = stored_or_evaluated(session, vendor.id, stored, requirement_set, today, today)
+    body, fresh = stored_or_evaluated(
+        lambda: session, vendor.id, stored, requirement_set, today, today
+    )
     return body, now if fresh else as_utc(stored.computed_at)
 
 
@@ -245,7 +247,7 @@ def _alternatives(
     if requirement_set is None:
         return []
     best = alternatives(
-        session,
+        lambda: session,
         requirement_set,
         [w.work_type for w in vendor.work_types],
         [r.region for r in vendor.regions],

@@ -54,6 +54,12 @@ def payload(event_type: str, data: dict[str, Any], at: datetime) -> dict[str, An
     return {"type": event_type, "timestamp": at.isoformat().replace("+00:00", "Z"), "data": data}
 
 
+# Built once, run on the connection: every batch of gate decisions reads it.
+_SUBSCRIPTIONS = select(m.WebhookSubscription.id, m.WebhookSubscription.events).where(
+    m.WebhookSubscription.active.is_(True), m.WebhookSubscription.paused_at.is_(None)
+)
+
+
 class Emitter:
     """Emits into one transaction; reads the subscriptions once, on the first event."""
 
@@ -66,12 +72,7 @@ class Emitter:
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event_type!r}")
         if self._subscriptions is None:
-            rows = self.session.execute(
-                select(m.WebhookSubscription.id, m.WebhookSubscription.events).where(
-                    m.WebhookSubscription.active.is_(True),
-                    m.WebhookSubscription.paused_at.is_(None),
-                )
-            )
+            rows = self.session.connection().execute(_SUBSCRIPTIONS)
             self._subscriptions = [(sid, frozenset(events)) for sid, events in rows]
         return [sid for sid, events in self._subscriptions if event_type in events]
 

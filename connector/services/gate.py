@@ -63,13 +63,16 @@ def decide(
     if then is not None and write_behind is not None:
         raise ValueError("`then` runs with the stored decision: not with write_behind")
     snapshots = snapshots or Snapshots.uncached()
-    session = ctx.session
+
+    def session() -> Session:
+        return ctx.session
+
     # Behind a write-behind, a decision served from the snapshots touches no database: the
-    # session begins only if a snapshot must be rebuilt, and the caller closes it.
-    with session.begin() if write_behind is None else nullcontext():
-        sets = snapshots.get("requirement_sets", SETS_TABLES, lambda: load_sets(session))
+    # session is opened only if a snapshot must be rebuilt, and the caller closes it.
+    with ctx.session.begin() if write_behind is None else nullcontext():
+        sets = snapshots.get("requirement_sets", SETS_TABLES, lambda: load_sets(session()))
         vendor = snapshots.get(
-            _vendor_key(request), VENDOR_TABLES, lambda: _vendor_view(session, request)
+            _vendor_key(request), VENDOR_TABLES, lambda: _vendor_view(session(), request)
         )
         requirement_set = None
         if vendor is None:
@@ -113,9 +116,9 @@ def decide(
             "decision_id": decision.id,
         }
         if write_behind is None:
-            [work_order_id] = store(session, [decision])
+            [work_order_id] = store(ctx.session, [decision])
             if then is not None:
-                then(session, work_order_id, answer)
+                then(ctx.session, work_order_id, answer)
     if write_behind is not None:
         write_behind.add(store, decision)
     return answer
@@ -166,7 +169,9 @@ def _vendor_view(session: Session, request: dict[str, Any]) -> VendorView | None
     return VendorView(first.id, first.active, first.risk_tier, results)
 
 
-def _fails_open(session: Session, request: dict[str, Any], snapshots: Snapshots) -> bool:
+def _fails_open(
+    session: Callable[[], Session], request: dict[str, Any], snapshots: Snapshots
+) -> bool:
     """Unknown vendors are blocked unless the connection they were named by fails open."""
     system = (request.get("vendor") or {}).get("system")
     if system is None:
@@ -175,7 +180,7 @@ def _fails_open(session: Session, request: dict[str, Any], snapshots: Snapshots)
         ("fails_open", system),
         ("connections",),
         lambda: bool(
-            session.scalar(select(m.Connection.fail_open).where(m.Connection.name == system))
+            session().scalar(select(m.Connection.fail_open).where(m.Connection.name == system))
         ),
     )
 
@@ -193,7 +198,10 @@ def _verdict(decision: str, status: str | None, score: int | None, reasons: list
 
 
 def _result_body(
-    session: Session, vendor: VendorView, requirement_set: RequirementSet, request: dict[str, Any]
+    session: Callable[[], Session],
+    vendor: VendorView,
+    requirement_set: RequirementSet,
+    request: dict[str, Any],
 ) -> dict[str, Any]:
     body, _ = stored_or_evaluated(
         session,
@@ -221,7 +229,7 @@ def _judge(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def alternatives(
-    session: Session,
+    session: Callable[[], Session],
     requirement_set: RequirementSet,
     work_types: Sequence[str],
     regions: Sequence[str],
@@ -233,13 +241,14 @@ def alternatives(
 ) -> list[dict[str, Any]]:
     """Compliant or expiring vendors for one of the work types and one of the regions whose
     stored result holds for the whole window, best score first. Kept in the worker's snapshot:
-    a change made by another process shows here within `COI_SNAPSHOT_SECONDS`."""
+    a change made by another process shows here within `COI_SNAPSHOT_SECONDS`. `session` opens
+    the session, when the snapshot must be built."""
     work_types, regions = tuple(sorted(work_types)), tuple(sorted(regions))
     key = ("alternatives", requirement_set.key, requirement_set.version, work_types, regions)
     ranked = (snapshots or Snapshots.uncached()).get(
         (*key, start, end),
         ALTERNATIVES_TABLES,
-        lambda: _ranked(session, requirement_set, work_types, regions, start, end),
+        lambda: _ranked(session(), requirement_set, work_types, regions, start, end),
     )
     return [alt for alt in ranked if alt["vendor_id"] != exclude][:ALTERNATIVES]
 
