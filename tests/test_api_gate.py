@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
+from uuid import RFC_4122, UUID
 
 import pytest
 from sqlalchemy import select
 
 from connector.app import create_app, runtime
 from connector.config import Settings
+from connector.services.gate import decision_id
 from connector.storage import models as m
 from tests.conftest import (
     STANDARD_SET,
@@ -158,7 +161,7 @@ def test_decisions_reach_the_database_without_being_asked(api, standard_set, mak
 
     decision = gate(api, "P-1", wo="WO-8")
 
-    # The worker's background writer stores it within its interval (50 ms by default).
+    # The worker's background writer stores it within its interval (200 ms by default).
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with sessions() as session:
@@ -234,3 +237,15 @@ def test_unknown_vendor_of_a_fail_open_connection_is_a_warning(api, standard_set
     decision = gate(api, "NOBODY")
 
     assert (decision["decision"], decision["reasons"][0]["code"]) == ("warn", "unknown_vendor")
+
+
+def test_decision_ids_are_uuid7_that_grow_with_time():
+    at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    later = [decision_id(at + timedelta(milliseconds=ms)) for ms in (1, 2, 1000, 86_400_000)]
+    first = decision_id(at)
+
+    parsed = UUID(first)
+    assert (parsed.version, parsed.variant) == (7, RFC_4122)
+    assert int(first[:12], 16) == int(at.timestamp() * 1000)
+    assert [first, *later] == sorted([first, *later])
+    assert len({decision_id(at) for _ in range(1000)}) == 1000
