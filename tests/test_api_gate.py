@@ -118,6 +118,17 @@ def test_unknown_vendor_is_blocked(api, standard_set):
     )
 
 
+def test_a_vendor_created_after_an_unknown_vendor_answer_is_known_at_once(
+    api, standard_set, make_vendor
+):
+    assert gate(api, "P-1")["reasons"][0]["code"] == "unknown_vendor"
+    vendor_id = make_vendor(cert=good_certificate())  # bound as P-1
+
+    decision = gate(api, "P-1", wo="WO-2")
+
+    assert (decision["decision"], decision["vendor_id"]) == ("allow", vendor_id)
+
+
 def test_alternatives_are_compliant_same_trade_and_region_best_first(
     api, standard_set, make_vendor
 ):

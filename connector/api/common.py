@@ -41,7 +41,11 @@ def json_body() -> Any:
     except (ValueError, RecursionError) as err:
         message = str(err) if isinstance(err, json.JSONDecodeError) else "body is not valid JSON"
         raise APIError(400, "malformed", f"malformed JSON: {message}") from None
-    _refuse_unstorable(data)
+    # Only an escape (`\u0000`, `\ud800`) or raw UTF-8 surrogate bytes (ED A0..BF; json
+    # decodes them with "surrogatepass") can put either into a UTF-8 body; raw NUL is not
+    # valid JSON. Bodies with neither (nearly all) need no walk.
+    if b"\\u" in raw or b"\xed" in raw or json.detect_encoding(raw) != "utf-8":
+        _refuse_unstorable(data)
     return data
 
 

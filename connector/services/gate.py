@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import date, datetime
 from typing import Any, NamedTuple
-from uuid import UUID
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -76,7 +75,8 @@ def decide(
             _vendor_key(request), VENDOR_TABLES, lambda: _vendor_view(session(), request)
         )
         requirement_set = None
-        if vendor is None:
+        if vendor is UNKNOWN:
+            vendor = None
             outcome = _unknown(_fails_open(session, request, snapshots))
             # Still worth naming who could take the work: the set the job itself calls for.
             wanted = _select(sets, request, risk_tier=None)
@@ -140,7 +140,7 @@ def decision_id(at: datetime) -> str:
         | 0b10 << 62  # variant
         | rand & (2**62 - 1)  # rand_b
     )
-    return UUID(int=value).hex
+    return f"{value:032x}"
 
 
 def _select(
@@ -171,15 +171,21 @@ def _vendor_key(request: dict[str, Any]) -> tuple:
     return ("vendor", request["vendor"]["system"], request["vendor"]["external_id"])
 
 
-def _vendor_view(session: Session, request: dict[str, Any]) -> VendorView | None:
-    """The vendor named by id or by external reference, with its stored results (one query)."""
+#: What the snapshot keeps for a reference no vendor answers to (a miss is kept like a hit: a
+#: vendor or binding written later changes the tables it was read from).
+UNKNOWN = VendorView(0, False, None, {})
+
+
+def _vendor_view(session: Session, request: dict[str, Any]) -> VendorView:
+    """The vendor named by id or by external reference, with its stored results (one query);
+    `UNKNOWN` when there is none."""
     connection = session.connection()
     if request.get("vendor_id") is not None:
         rows = connection.execute(_VIEW_BY_ID, {"vendor_id": request["vendor_id"]}).all()
     else:
         rows = connection.execute(_VIEW_BY_REF, request["vendor"]).all()
     if not rows:
-        return None
+        return UNKNOWN
     first = rows[0]
     # One reference may be bound to two vendors through two objects of a system (as
     # `find_by_ref` allows): like it, the lowest vendor id answers.
