@@ -26,7 +26,7 @@ class Settings:
     snapshot_seconds: float = 1.0
     #: Gate decisions and webhook receipts are stored in batches this often by each web worker
     #: (0: in the request).
-    write_behind_ms: int = 200
+    write_behind_ms: int = 100
     #: CSP `frame-ancestors` sources allowed to frame the dispatcher pages (`/embed/...`).
     embed_frame_ancestors: str = "'self'"
     extra: dict = field(default_factory=dict)
@@ -41,7 +41,7 @@ class Settings:
             queue_name=env.get("COI_QUEUE") or "coi",
             secret_key=_secret_key(env),
             snapshot_seconds=float(env.get("COI_SNAPSHOT_SECONDS") or 1.0),
-            write_behind_ms=int(env.get("COI_WRITE_BEHIND_MS") or 200),
+            write_behind_ms=int(env.get("COI_WRITE_BEHIND_MS") or 100),
             embed_frame_ancestors=env.get("COI_EMBED_FRAME_ANCESTORS") or "'self'",
         )
 

@@ -25,7 +25,7 @@ from weakref import WeakKeyDictionary
 from marshmallow import Schema, ValidationError, fields
 from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
 
-from connector.schemas import CalendarDate
+from connector.schemas import CalendarDate, ordered_unique
 
 #: Marks "not plainly valid" inside the plain path (None is a value a field may hold).
 _REFUSED = object()
@@ -47,7 +47,6 @@ class PlainLoader:
             raise Unsupported(f"{type(schema).__name__}: field validators or pre_load hooks")
         if schema.many or schema.load_only or schema.only or schema.exclude or schema.partial:
             raise Unsupported(f"{type(schema).__name__}: options other than the defaults")
-        self._schema = schema
         strip = set(getattr(schema, "strip_fields", ()))
         lower = set(getattr(schema, "lower_fields", ()))
         self._fields: dict[str, tuple[Convert, Any, bool]] = {}
@@ -68,11 +67,15 @@ class PlainLoader:
             for name, many, kwargs in hooks[VALIDATES_SCHEMA]
             if not many
         ]
-        self._post_load = [getattr(schema, name) for name, many, _ in hooks[POST_LOAD] if not many]
-        if len(self._validators) != len(hooks[VALIDATES_SCHEMA]) or len(self._post_load) != len(
-            hooks[POST_LOAD]
-        ):
+        if any(many for _, many, _ in hooks[VALIDATES_SCHEMA] + hooks[POST_LOAD]):
             raise Unsupported(f"{type(schema).__name__}: hooks on the whole collection")
+        # `_Base._dedupe` is done here, on the lists it would de-duplicate.
+        self._post_load = [getattr(schema, name) for name, *_ in hooks[POST_LOAD]]
+        self._dedupe: list[str] = []
+        if any(name == "_dedupe" for name, *_ in hooks[POST_LOAD]):
+            self._post_load.remove(schema._dedupe)
+            self._dedupe = [n for n in lower if isinstance(schema.load_fields.get(n), fields.List)]
+        self._hook_kwargs = {"many": False, "partial": None, "unknown": schema.unknown}
 
     def __call__(self, data: Any) -> dict[str, Any] | None:
         if type(data) is not dict or not data.keys() <= self._fields.keys():
@@ -93,13 +96,16 @@ class PlainLoader:
         try:
             for validator, pass_original in self._validators:
                 if pass_original:
-                    validator(out, data, many=False, partial=None, unknown=self._schema.unknown)
+                    validator(out, data, **self._hook_kwargs)
                 else:
-                    validator(out, many=False, partial=None, unknown=self._schema.unknown)
+                    validator(out, **self._hook_kwargs)
         except ValidationError:
             return None
+        for name in self._dedupe:
+            if type(out.get(name)) is list:
+                out[name] = ordered_unique(out[name])
         for process in self._post_load:
-            out = process(out, many=False, partial=None, unknown=self._schema.unknown)
+            out = process(out, **self._hook_kwargs)
         return out
 
 

@@ -101,7 +101,7 @@ def _not_blank(max_length: int) -> list[validate.Validator]:
     return [validate.Length(min=1, error="Must not be blank."), validate.Length(max=max_length)]
 
 
-def _ordered_unique(values: Iterable[Any]) -> list[Any]:
+def ordered_unique(values: Iterable[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
@@ -194,7 +194,7 @@ class _Base(Schema):
     def _dedupe(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         for name in self.lower_fields:
             if isinstance(data.get(name), list):
-                data[name] = _ordered_unique(data[name])
+                data[name] = ordered_unique(data[name])
         return data
 
 
@@ -509,7 +509,7 @@ class RequirementSetSchema(_Base):
 
     @post_load
     def _dedupe_lines(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["umbrella_counts_toward"] = _ordered_unique(data["umbrella_counts_toward"])
+        data["umbrella_counts_toward"] = ordered_unique(data["umbrella_counts_toward"])
         return data
 
 
@@ -972,7 +972,7 @@ class _WebhookSubscriptionBase(_Base):
     @post_load
     def _unique_events(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         if "events" in data:
-            data["events"] = _ordered_unique(data["events"])
+            data["events"] = ordered_unique(data["events"])
         return data
 
 

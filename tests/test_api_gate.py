@@ -172,7 +172,7 @@ def test_decisions_reach_the_database_without_being_asked(api, standard_set, mak
 
     decision = gate(api, "P-1", wo="WO-8")
 
-    # The worker's background writer stores it within its interval (200 ms by default).
+    # The worker's background writer stores it within its interval (100 ms by default).
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with sessions() as session:

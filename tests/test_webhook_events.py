@@ -544,6 +544,7 @@ def queued(engine, database_url, make_token, monkeypatch):
     monkeypatch.setenv("COI_SECRET_KEY", TEST_SECRET_KEY)
     queue = Queue(name, connection=Redis.from_url(REDIS_URL))
     yield JSONClient(app.test_client(), make_token("admin")), queue
+    runtime(app).write_behind.close()  # its decisions, before the tables are emptied
     queue.empty()
     queue.delete(delete_jobs=True)
 

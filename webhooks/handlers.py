@@ -61,7 +61,8 @@ class Inbound:
     write_behind: WriteBehind | None = None
 
     def context(self) -> Context:
-        return Context(session=self.sessions(), jobs=self.jobs, actor=self.actor, today=today())
+        """A context whose session is opened on first use and closed when the context exits."""
+        return Context(self.sessions, self.jobs, self.actor, today())
 
     @property
     def actor(self) -> str:
@@ -71,8 +72,7 @@ class Inbound:
 def work_order(inbound: Inbound) -> Outcome:
     """Map the event to a work order, gate it, answer the decision; write back when asked."""
     payload = _object(inbound.payload)
-    ctx = inbound.context()
-    with ctx.session:
+    with inbound.context() as ctx:
         cfg, mapping = (inbound.snapshots or Snapshots.uncached()).get(
             ("work_order_mapping", inbound.connection),
             ("connections", "mapping_versions"),
@@ -172,8 +172,7 @@ def certificate_submitted(inbound: Inbound) -> Outcome:
         data = s.certificate_schema.load(body)
     except ValidationError as err:
         errors.update(err.messages if isinstance(err.messages, dict) else {"_schema": err.messages})
-    ctx = inbound.context()
-    with ctx.session:
+    with inbound.context() as ctx:
         with ctx.session.begin():
             vendor = _vendor(ctx.session, ref, vendor_id, errors)
         if errors:
@@ -186,8 +185,7 @@ def cancellation_notice(inbound: Inbound) -> Outcome:
     """Record a cancellation notice (the API's body; `received_via` defaults to `webhook`)."""
     body = {"received_via": "webhook", **_object(inbound.payload)}
     data = s.cancellation_notice_schema.load(body)
-    ctx = inbound.context()
-    with ctx.session:
+    with inbound.context() as ctx:
         notice = cancellations.record_notice(ctx, data)
         return Outcome(201, cancellations.render(notice))
 

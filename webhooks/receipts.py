@@ -100,26 +100,26 @@ class DatabaseReceipts:
 
     def __init__(self, sessions: sessionmaker[Session]):
         self._sessions = sessions
+        self._engine = sessions.kw["bind"]
 
     def claim(self, connection: str, event: str, delivery_id: str) -> tuple[bool, Stored | None]:
         """(True, None) when this arrival is the first (its claim is committed); else (False,
         what was found), None when the first arrival let go meanwhile (try again)."""
+        claim = {
+            "connection": connection,
+            "event": event,
+            "delivery_id": delivery_id,
+            "status": "processing",
+            "received_at": utcnow(),
+        }
+        try:
+            # On the engine, not through a Session: this runs on every delivery.
+            with self._engine.begin() as conn:
+                conn.execute(_CLAIM, claim)
+            return True, None
+        except IntegrityError:
+            pass
         with self._sessions() as session:
-            try:
-                with session.begin():
-                    session.connection().execute(
-                        _CLAIM,
-                        {
-                            "connection": connection,
-                            "event": event,
-                            "delivery_id": delivery_id,
-                            "status": "processing",
-                            "received_at": utcnow(),
-                        },
-                    )
-                return True, None
-            except IntegrityError:
-                pass
             with session.begin():
                 row = session.scalar(select(m.WebhookReceipt).where(_key(connection, delivery_id)))
             if row is None:
