@@ -62,13 +62,12 @@ class PlainLoader:
             else:
                 convert = _scalar(field, strip=name in strip, lower=name in lower)
                 self._fields[name] = (convert, field.load_default, field.required)
-        self._validators = [
-            (getattr(schema, name), kwargs.get("pass_original", False))
-            for name, many, kwargs in hooks[VALIDATES_SCHEMA]
-            if not many
-        ]
         if any(many for _, many, _ in hooks[VALIDATES_SCHEMA] + hooks[POST_LOAD]):
             raise Unsupported(f"{type(schema).__name__}: hooks on the whole collection")
+        self._validators = [
+            (getattr(schema, name), kwargs.get("pass_original", False))
+            for name, _, kwargs in hooks[VALIDATES_SCHEMA]
+        ]
         # `_Base._dedupe` is done here, on the lists it would de-duplicate.
         self._post_load = [getattr(schema, name) for name, *_ in hooks[POST_LOAD]]
         self._dedupe: list[str] = []
