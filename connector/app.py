@@ -39,7 +39,7 @@ class JSONProvider(DefaultJSONProvider):
     sort_keys = False
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs.keys() <= {"separators"} and kwargs.get("separators", (",", ":")) == (",", ":"):
+        if kwargs in ({}, {"separators": (",", ":")}):
             return jsontext.dumps(obj, self.default)
         return super().dumps(obj, **kwargs)
 

@@ -262,6 +262,17 @@ def salesforce_connection(peer, secret_env: str, **settings) -> dict:
 #: The environment variable holding the webhook secret of the webhook tests' connections.
 WEBHOOK_SECRET_ENV = "COI_TEST_WEBHOOK_SECRET"
 
+#: The objects of the webhook tests' `dispatch` connections: providers in, work orders gated.
+DISPATCH_OBJECTS = [
+    {"remote": "Provider", "canonical": "vendor", "mapping_in": "dispatch_provider_in"},
+    {
+        "remote": "WorkOrder",
+        "canonical": "work_order",
+        "sync_in": False,
+        "mapping_in": "dispatch_work_order_in",
+    },
+]
+
 
 @pytest.fixture
 def secret(monkeypatch):

@@ -21,7 +21,7 @@ from connector.services.sync import run_sync
 from connector.storage import models as m
 from sandbox.dispatch import DispatchSandbox, send_webhook
 from sandbox.server import serve
-from tests.conftest import REDIS_URL, WEBHOOK_SECRET_ENV, good_certificate
+from tests.conftest import DISPATCH_OBJECTS, REDIS_URL, WEBHOOK_SECRET_ENV, good_certificate
 
 CLIENT_SECRET_ENV = "COI_TEST_DISPATCH_SECRET"
 
@@ -57,15 +57,7 @@ def network(app, api, peer, secret, standard_set):
             "webhook_secret_env": WEBHOOK_SECRET_ENV,
             "writeback": "flag",
         },
-        "objects": [
-            {"remote": "Provider", "canonical": "vendor", "mapping_in": "dispatch_provider_in"},
-            {
-                "remote": "WorkOrder",
-                "canonical": "work_order",
-                "sync_in": False,
-                "mapping_in": "dispatch_work_order_in",
-            },
-        ],
+        "objects": DISPATCH_OBJECTS,
     }
     assert api.post("/api/v1/connections", body).status_code == 201
     providers = peer.seed_providers(2, seed=7)

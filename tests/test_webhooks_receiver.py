@@ -22,7 +22,7 @@ from connector.app import runtime
 from connector.services.webhook_subscriptions import new_secret
 from connector.storage import models as m
 from sandbox.dispatch import send_webhook, sign_hmac, sign_standard
-from tests.conftest import WEBHOOK_SECRET_ENV, day, good_certificate
+from tests.conftest import DISPATCH_OBJECTS, WEBHOOK_SECRET_ENV, day, good_certificate
 from webhooks.inbound import receiver_config, settings_problems, writeback_fields
 from webhooks.signatures import SignatureError, verify_hmac, verify_standard
 
@@ -188,15 +188,7 @@ def add_connection(api, name: str = "dispatch", **settings_given) -> None:
             "webhook_secret_env": WEBHOOK_SECRET_ENV,
             **settings_given,
         },
-        "objects": [
-            {"remote": "Provider", "canonical": "vendor", "mapping_in": "dispatch_provider_in"},
-            {
-                "remote": "WorkOrder",
-                "canonical": "work_order",
-                "sync_in": False,
-                "mapping_in": "dispatch_work_order_in",
-            },
-        ],
+        "objects": DISPATCH_OBJECTS,
     }
     response = api.post("/api/v1/connections", body)
     assert response.status_code == 201, response.get_json()

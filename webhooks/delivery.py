@@ -25,7 +25,6 @@ the receiver compares with its own clock.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import requests
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector import jsontext
 from connector.clock import as_utc, utcnow
 from connector.services import audit
 from connector.services.webhook_subscriptions import decrypt_secret
@@ -149,10 +149,7 @@ def _claim(sessions: sessionmaker[Session], run: str, now: datetime) -> list[_Cl
             .where(d.id.in_(ids), d.claimed_by == run, d.status == "sending")
             .order_by(d.id)
         ).all()
-    return [
-        _Claimed(row[0], row[1], row[2], json.dumps(row[3], separators=(",", ":")), *row[4:])
-        for row in rows
-    ]
+    return [_Claimed(row[0], row[1], row[2], jsontext.dumps(row[3]), *row[4:]) for row in rows]
 
 
 def _release(sessions: sessionmaker[Session], run: str, delivery_id: int, at: datetime) -> None:

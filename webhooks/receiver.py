@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import AdapterError, ConfigurationError, secret
+from connector import jsontext
 from connector.api.common import documented, json_body
 from connector.clock import utcnow
 from connector.errors import APIError, NotFound
@@ -159,7 +160,7 @@ def once(
         delivery_id,
         received_at,
         status,
-        json.loads(json.dumps(body, default=str)),
+        json.loads(jsontext.dumps(body, str)),
     )
     if write_behind is None:
         with sessions() as session, session.begin():
