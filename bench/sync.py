@@ -43,7 +43,10 @@ changed scores <= 500 API calls, push with nothing changed 0 calls. Figures only
 only talks to 127.0.0.1.
 
 Run: `.venv/bin/python bench/sync.py [--vendors N] [--page-size N] [--database-url URL]
-[--sync-budget S] [--echo-sync] [--raw-seed]`.
+[--sync-budget S] [--echo-sync] [--raw-seed] [--remote-latency-ms MS]`.
+`--remote-latency-ms` makes the stand-in wait that long before each answer while the baseline
+and the sync in are measured (a remote that takes time to serve a page; pushes run without it):
+it shows how far the sync keeps up with a slower remote. The target is judged without it.
 The default database is a fresh SQLite file in a temp dir. A PostgreSQL URL such as
 `postgresql+psycopg://postgres@127.0.0.1:5432/coi_bench_sync` is created when it does not exist
 and dropped afterwards; an existing database is used only when it holds no vendors.
@@ -302,6 +305,18 @@ class Peer:
             )
             answer.raise_for_status()
             return dict(answer.json()["calls"])
+
+    def faults(self, spec: dict[str, Any]) -> None:
+        """Arm the stand-in's faults (`sandbox.faults.Faults.arm`; `{"reset": true}` clears)."""
+        with requests.Session() as session:
+            session.trust_env = False
+            answer = session.post(
+                f"{self.url}/__sandbox/faults",
+                json=spec,
+                verify=self.ca_bundle,
+                timeout=HTTP_TIMEOUT,
+            )
+            answer.raise_for_status()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -592,6 +607,13 @@ def main() -> None:
         help="keep the stand-in's seed as it is (many Accounts share a name and mailbox, so "
         "sync merges them: far fewer vendors than Accounts)",
     )
+    parser.add_argument(
+        "--remote-latency-ms",
+        type=float,
+        default=0.0,
+        help="the stand-in waits this long before each answer of the sync-in phase (baseline "
+        "and sync alike), as a remote org that takes time to serve a page (default 0)",
+    )
     parser.add_argument("--serve-peer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_peer:
@@ -623,6 +645,9 @@ def main() -> None:
         log(f"  ready at {peer.url} after {peer.seconds:.1f} s")
         configure(sessions, jobs, peer, args.page_size)
 
+        if args.remote_latency_ms:
+            log(f"remote latency: {args.remote_latency_ms:.0f} ms before each answer of sync in")
+            peer.faults({"slow": args.remote_latency_ms / 1000})
         log("baseline: bare requests, same query and pages (twice)")
         baselines = []
         for attempt in (1, 2):
@@ -636,6 +661,8 @@ def main() -> None:
             sessions, jobs, True, args.vendors, args.sync_budget, peer
         )
         facts = database_facts(sessions)
+        if args.remote_latency_ms:
+            peer.faults({"reset": True})
         log(f"  {sync_seconds:.1f} s, peak RSS {sync_rss.mb:.0f} MB, {sync_counts}")
         log(f"  {sync_cpu}")
         log(f"  vendors {facts['vendors']:,}, outbox {facts['outbox']:,}, {facts['statuses']}")
@@ -712,7 +739,13 @@ def main() -> None:
         (
             "sync / baseline",
             f"{ratio:.1f}",
-            f"target <= {TARGET_RATIO}: {_verdict(ratio <= TARGET_RATIO)}",
+            f"target <= {TARGET_RATIO}: {_verdict(ratio <= TARGET_RATIO)}"
+            + (
+                f" with {args.remote_latency_ms:.0f} ms remote latency (the target is judged "
+                "without it)"
+                if args.remote_latency_ms
+                else ""
+            ),
         ),
         (
             "peak RSS, connector, during sync",
@@ -763,6 +796,11 @@ def main() -> None:
     print(
         f"Sync benchmark {date.today().isoformat()}: {args.vendors:,} Accounts, page size "
         f"{args.page_size}, {backend}, {os.cpu_count()} cores, {total:.0f} s in all"
+        + (
+            f", remote latency {args.remote_latency_ms:.0f} ms an answer during sync in"
+            if args.remote_latency_ms
+            else ""
+        )
     )
     print(f"peak RSS: {sync_rss.method}, connector process only (the stand-in runs apart)")
     print("calls: the stand-in's composite/sobjects counter (deliver()'s own count agrees above)")
