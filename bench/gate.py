@@ -973,26 +973,21 @@ def run_benchmark(args: argparse.Namespace, make_run, prefix: str) -> None:
             pg = create_engine(url, poolclass=NullPool)
             stack.callback(pg.dispose)
         meter = CpuMeter(server.pid, lambda: client_pids, pg)
+
+        def requests_for(name: str, seconds: float) -> list[Request]:
+            return [("GET", "/healthz", None, {})] if name == "/healthz" else run.requests(seconds)
+
         # Rounds alternate the two targets, so drift of the shared machine (a neighbour's load,
         # the host's clock speed) reaches both sides of a ratio alike; the first round warms up.
         rounds: list[dict[str, dict]] = []
         for number in range(args.rounds):
             results = {}
             for name in ("/healthz", run.name):
-                for seconds, measured in ((WARMUP_SECONDS, False), (args.duration, True)):
-                    if number and not measured:
-                        continue
-                    requests = (
-                        [("GET", "/healthz", None, {})]
-                        if name == "/healthz"
-                        else run.requests(seconds)
-                    )
-                    if not measured:
-                        drive(requests, seconds)
-                        continue
-                    with meter:
-                        results[name] = drive(requests, seconds)
-                    results[name]["other"] = meter.other
+                if number == 0:
+                    drive(requests_for(name, WARMUP_SECONDS), WARMUP_SECONDS)
+                with meter:
+                    results[name] = drive(requests_for(name, args.duration), args.duration)
+                results[name]["other"] = meter.other
             rounds.append(results)
         report(rounds, run, args.connections)
         print(

@@ -298,25 +298,20 @@ class Peer:
 
     def calls(self) -> dict[str, int]:
         """Requests served so far, by endpoint (the stand-in's own counter)."""
-        with requests.Session() as session:
-            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify=
-            answer = session.get(
-                f"{self.url}/__sandbox/calls", verify=self.ca_bundle, timeout=HTTP_TIMEOUT
-            )
-            answer.raise_for_status()
-            return dict(answer.json()["calls"])
+        return dict(self._request("GET", "/__sandbox/calls").json()["calls"])
 
     def faults(self, spec: dict[str, Any]) -> None:
         """Arm the stand-in's faults (`sandbox.faults.Faults.arm`; `{"reset": true}` clears)."""
+        self._request("POST", "/__sandbox/faults", json=spec)
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         with requests.Session() as session:
-            session.trust_env = False
-            answer = session.post(
-                f"{self.url}/__sandbox/faults",
-                json=spec,
-                verify=self.ca_bundle,
-                timeout=HTTP_TIMEOUT,
+            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify=
+            answer = session.request(
+                method, f"{self.url}{path}", verify=self.ca_bundle, timeout=HTTP_TIMEOUT, **kwargs
             )
             answer.raise_for_status()
+            return answer
 
     def stop(self) -> None:
         if self.proc.poll() is None:

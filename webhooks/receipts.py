@@ -94,11 +94,11 @@ def _complete(dialect_insert) -> Any:
 _COMPLETE = {"postgresql": _complete(postgresql.insert), "sqlite": _complete(sqlite.insert)}
 _CLAIM = insert(m.WebhookReceipt.__table__)
 # PostgreSQL: the claim's commit does not wait for its WAL flush (a disk sync per delivery, most
-# of the claim's time). This loses nothing the guard needs: WAL is flushed in order, so the
-# first commit that does wait for it -- the decision and the answer written after acting --
-# makes the claim durable with it. A server crash before then loses the claim together with
-# every effect of acting, so the sender's retry acts once, as if the first arrival had never
-# come. Visibility to other sessions is at commit, as ever.
+# of the claim's time); other sessions see it at commit as ever. WAL is flushed in order, so any
+# later commit that waits -- acting in the request, the write-behind's batch -- makes the claim
+# durable too. What it gives up: a database server crash in the moment before the claim
+# reaches the disk (at most 3 x wal_writer_delay) forgets it, and a retry of that delivery then
+# acts again, as after a worker killed mid-delivery (docs/webhooks.md).
 _ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
 
 
