@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connector.clock import utcnow
 from connector.services.paging import paginate
+from connector.storage.bulk import insert_rows
 from connector.storage.models import AuditEvent
-
-_INSERT_EVENT = insert(AuditEvent.__table__)
 
 
 class Event(NamedTuple):
@@ -39,8 +38,9 @@ def record(
 def record_many(session: Session, events: list[Event]) -> None:
     # Inserted at once rather than flushed with the unit of work: the events are complete here,
     # and the hot paths (the gate) should not pay for an ORM flush.
-    session.connection().execute(
-        _INSERT_EVENT,
+    insert_rows(
+        session.connection(),
+        AuditEvent.__table__,
         [
             {
                 "actor": e.actor,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -29,6 +29,7 @@ from connector.services import events
 from connector.services.outbox import Stager
 from connector.services.requirements import load_sets
 from connector.storage import models as m
+from connector.storage.bulk import insert_rows
 from connector.storage.db import in_values
 
 BATCH = 500
@@ -232,10 +233,8 @@ class _Inserts:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self, session: Session) -> None:
-        if self.results:
-            session.execute(insert(m.ComplianceResult.__table__), self.results)
-        if self.history:
-            session.execute(insert(m.ComplianceHistory.__table__), self.history)
+        insert_rows(session, m.ComplianceResult.__table__, self.results)
+        insert_rows(session, m.ComplianceHistory.__table__, self.history)
         self.results, self.history = [], []
 
 

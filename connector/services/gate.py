@@ -12,8 +12,9 @@ from contextlib import nullcontext
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from connector.clock import utcnow
@@ -25,6 +26,7 @@ from connector.services.context import Context
 from connector.services.requirements import load_sets
 from connector.services.write_behind import WriteBehind
 from connector.storage import models as m
+from connector.storage.bulk import insert_rows
 from connector.storage.snapshots import Snapshots
 
 ALTERNATIVES = 5
@@ -332,17 +334,20 @@ def store(session: Session, decisions: list[Decision]) -> list[int]:
             "amount": d.request.get("amount"),
             "created_at": d.at,
         }
-    upsert = _UPSERT_WORK_ORDER[connection.dialect.name]
+    upsert, as_arrays = _UPSERT_WORK_ORDER[connection.dialect.name]
+    rows = list(orders.values())
+    params = {name: [row[name] for row in rows] for name in _ORDER_COLUMNS} if as_arrays else rows
     ids = {
         (system, external_id): work_order_id
-        for work_order_id, system, external_id in connection.execute(upsert, list(orders.values()))
+        for work_order_id, system, external_id in connection.execute(upsert, params)
     }
     order_id = [
         ids[d.request["work_order"]["system"], d.request["work_order"]["external_id"]]
         for d in decisions
     ]
-    connection.execute(
-        _INSERT_DECISION,
+    insert_rows(
+        connection,
+        m.GateDecision.__table__,
         [
             {
                 "uid": d.id,
@@ -434,9 +439,25 @@ _RANKED = (
 )
 
 
-def _upsert_work_order(dialect_insert) -> Any:
-    """One statement, also when the same work order is gated concurrently."""
+_ORDER_COLUMNS = (
+    "system",
+    "external_id",
+    "vendor_id",
+    "work_type",
+    "region",
+    "scheduled_start",
+    "scheduled_end",
+    "amount",
+    "created_at",
+)
+
+
+def _upsert_work_order(dialect_insert, source=None) -> Any:
+    """One statement, also when the same work order is gated concurrently: for executemany of
+    the rows, or (with `source`) inserting what `source` selects."""
     stmt = dialect_insert(m.WorkOrder.__table__)
+    if source is not None:
+        stmt = stmt.from_select(_ORDER_COLUMNS, source)
     updated = ("vendor_id", "work_type", "region", "scheduled_start", "scheduled_end", "amount")
     return stmt.on_conflict_do_update(
         index_elements=["system", "external_id"],
@@ -444,8 +465,18 @@ def _upsert_work_order(dialect_insert) -> Any:
     ).returning(m.WorkOrder.id, m.WorkOrder.system, m.WorkOrder.external_id)
 
 
+# PostgreSQL takes the batch as one array per column, unnested into rows: the statement's text
+# is the same for every batch, so the driver parses and prepares it once, where an executemany
+# with RETURNING is sent as one multi-row VALUES statement per batch size (its text parsed
+# anew each time: ~50 µs a decision in batches of 150).
+_ORDER_ARRAYS = select(
+    *(
+        func.unnest(bindparam(name, type_=ARRAY(m.WorkOrder.__table__.c[name].type))).label(name)
+        for name in _ORDER_COLUMNS
+    )
+)
+#: Dialect -> (statement, whether it takes the rows as arrays).
 _UPSERT_WORK_ORDER = {
-    "postgresql": _upsert_work_order(postgresql.insert),
-    "sqlite": _upsert_work_order(sqlite.insert),
+    "postgresql": (_upsert_work_order(postgresql.insert, _ORDER_ARRAYS), True),
+    "sqlite": (_upsert_work_order(sqlite.insert), False),
 }
-_INSERT_DECISION = insert(m.GateDecision.__table__)

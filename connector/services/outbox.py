@@ -20,13 +20,14 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.base import AdapterError, WriteRequest
 from connector.clock import utcnow
 from connector.services import connections
 from connector.storage import models as m
+from connector.storage.bulk import insert_rows
 from connector.storage.db import in_values
 from mappings import compliance_record, jsonable
 
@@ -106,7 +107,7 @@ class Stager:
     def write(self) -> None:
         """Insert the new entries staged since the last `write` (one statement, no objects)."""
         if self._new:
-            self.session.execute(insert(m.OutboxEntry.__table__), list(self._new.values()))
+            insert_rows(self.session, m.OutboxEntry.__table__, list(self._new.values()))
             self._new = {}
 
 

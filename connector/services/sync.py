@@ -38,6 +38,7 @@ from connector.schemas import vendor_create_schema
 from connector.services import audit, connections
 from connector.services.vendors import SCALAR_FIELDS, tag_values
 from connector.storage import models as m
+from connector.storage.bulk import insert_rows
 from connector.storage.db import in_values
 from mappings import CompiledMapping
 
@@ -432,9 +433,9 @@ def _replace_tags(session: Session, model, column: str, vendors: list[_Vendor], 
     stale = [vid for vid in replace if vid in current]
     if stale:
         session.execute(delete(table).where(in_values(table.c.vendor_id, stale)))
-    rows = [{"vendor_id": vid, column: tag} for vid in replace for tag in wanted[vid]]
-    if rows:
-        session.execute(insert(table), rows)
+    insert_rows(
+        session, table, [{"vendor_id": vid, column: tag} for vid in replace for tag in wanted[vid]]
+    )
 
 
 def _apply_page(
@@ -551,8 +552,9 @@ def _write_bindings(
     if synced:
         session.execute(update(m.Binding), synced)
     if made:
-        session.execute(
-            insert(m.Binding.__table__),
+        insert_rows(
+            session,
+            m.Binding.__table__,
             [
                 {
                     "system": connection,

@@ -76,7 +76,13 @@ def _collect_statement(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
         table = getattr(state.statement, "table", None)
         if table is not None:
-            state.session.info.setdefault(_TOUCHED, set()).add(table.name)
+            note_write(state.session, table.name)
+
+
+def note_write(session: Session, table: str) -> None:
+    """Count a write to `table` made in the session's transaction but not through
+    `Session.execute` (on its connection), as if it had been."""
+    session.info.setdefault(_TOUCHED, set()).add(table)
 
 
 @event.listens_for(Session, "before_commit")

@@ -1,0 +1,109 @@
+"""`insert_rows` (COPY on PostgreSQL) stores exactly what `insert()` stores, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from connector.storage import models as m
+from connector.storage.bulk import insert_rows
+
+# What a text column can hold on both databases (PostgreSQL refuses NUL; lone surrogates cannot
+# be encoded): tabs, newlines, backslashes and quotes are what COPY's text format must escape.
+TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+WHEN = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+
+
+def _stored(conn, table, ids):
+    columns = [c for c in table.columns if c.name != "id"]
+    rows = conn.execute(select(*columns).where(table.c.id.in_(ids)).order_by(table.c.id)).all()
+    return [tuple(row) for row in rows]
+
+
+def _both_ways(engine, table, row: dict, marker_column: str):
+    """Insert `row` once with `insert()` and once with `insert_rows`, in a transaction that is
+    rolled back; returns both stored rows (all columns but the id)."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(insert(table), [{**row, marker_column: "core"}])
+        insert_rows(conn, table, [{**row, marker_column: "bulk"}])
+        ids = conn.scalars(
+            select(table.c.id).where(table.c[marker_column].in_(["core", "bulk"]))
+        ).all()
+        core, bulk = _stored(conn, table, ids)
+        transaction.rollback()
+    marker = [c.name for c in table.columns if c.name != "id"].index(marker_column)
+    return core[:marker] + core[marker + 1 :], bulk[:marker] + bulk[marker + 1 :]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actor=TEXT, entity_id=st.none() | TEXT, detail=JSON_VALUES, at=WHEN)
+def test_an_audit_row_is_stored_alike_both_ways(engine, actor, entity_id, detail, at):
+    row = {
+        "actor": actor,
+        "action": "test.bulk",
+        "entity_id": entity_id,
+        "detail": detail,
+        "at": at,
+    }
+    core, bulk = _both_ways(engine, m.AuditEvent.__table__, row, "entity_type")
+    assert bulk == core
+
+
+def test_left_out_columns_get_the_same_defaults_as_insert(engine):
+    # `detail` has a Python-side default (an empty dict); `at` is given.
+    row = {"actor": "a", "action": "test.bulk", "entity_id": None, "at": datetime.now(UTC)}
+    core, bulk = _both_ways(engine, m.AuditEvent.__table__, row, "entity_type")
+    assert bulk == core
+
+
+def test_none_in_a_json_column_is_stored_as_insert_stores_it(engine):
+    row = {
+        "event": "work-order",
+        "delivery_id": "d-1",
+        "status": "processing",
+        "response_status": None,
+        "response_body": None,
+        "received_at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    }
+    table = m.WebhookReceipt.__table__
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(insert(table), [{**row, "connection": "core"}])
+        insert_rows(conn, table, [{**row, "connection": "bulk"}])
+        nulls = dict(
+            conn.execute(
+                select(table.c.connection, table.c.response_body.is_(None)).where(
+                    table.c.connection.in_(["core", "bulk"])
+                )
+            ).all()
+        )
+        transaction.rollback()
+    assert nulls["bulk"] == nulls["core"]
+
+
+def test_a_refused_row_raises_sqlalchemys_integrity_error(engine):
+    # Callers (a sync page's retry, the write-behind) tell a refused row from a database that is
+    # away by SQLAlchemy's exception classes, on COPY as on INSERT.
+    row = {
+        "connection": "c",
+        "event": "work-order",
+        "delivery_id": "twice",
+        "status": "processing",
+        "received_at": datetime(2026, 1, 2, tzinfo=UTC),
+    }
+    table = m.WebhookReceipt.__table__
+    with engine.connect() as conn, conn.begin() as transaction:
+        with pytest.raises(IntegrityError):
+            insert_rows(conn, table, [row, row])
+        transaction.rollback()
