@@ -1,7 +1,8 @@
 """Bulk inserts of plain rows: COPY on PostgreSQL, an executemany `INSERT` elsewhere.
 
-The hot batches (stored gate decisions and their audit rows, a recompute's result and history
-rows, a sync page's bindings) insert many rows that nothing reads back. On PostgreSQL an
+The hot batches (stored gate decisions and their audit rows; a recompute's result, history and
+outbox rows; a sync page's bindings, trades and regions) insert many rows that nothing reads
+back in the same statement. On PostgreSQL an
 executemany is one Bind/Execute round of the extended protocol per row, each row's parameters
 adapted in Python by the driver; `COPY ... FROM STDIN` streams the rows in one command, which
 costs the driver and the server a fraction of that. The rows stored are the same either way:
