@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from connector.storage import models as m
 from connector.storage.bulk import insert_rows
+from connector.storage.snapshots import Snapshots
 
 # What a text column can hold on both databases (PostgreSQL refuses NUL; lone surrogates cannot
 # be encoded): tabs, newlines, backslashes and quotes are what COPY's text format must escape.
@@ -107,3 +108,19 @@ def test_a_refused_row_raises_sqlalchemys_integrity_error(engine):
         with pytest.raises(IntegrityError):
             insert_rows(conn, table, [row, row])
         transaction.rollback()
+
+
+def test_a_bulk_write_through_a_session_is_seen_by_the_snapshots(app, sessions, engine):
+    # The snapshots learn of writes from the session; rows that go in by COPY must count too,
+    # or a worker would keep answering from a snapshot older than them.
+    cache = Snapshots(60.0, engine)
+
+    def connection_names():
+        with engine.connect() as conn:
+            return conn.scalars(select(m.Connection.name)).all()
+
+    assert cache.get("names", ("connections",), connection_names) == []
+    session = sessions()
+    with session, session.begin():
+        insert_rows(session, m.Connection.__table__, [{"name": "bulk", "kind": "csv"}])
+    assert cache.get("names", ("connections",), connection_names) == ["bulk"]

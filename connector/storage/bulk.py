@@ -2,10 +2,10 @@
 
 The hot batches (stored gate decisions and their audit rows; a recompute's result, history and
 outbox rows; a sync page's bindings, trades and regions) insert many rows that nothing reads
-back in the same statement. On PostgreSQL an
-executemany is one Bind/Execute round of the extended protocol per row, each row's parameters
-adapted in Python by the driver; `COPY ... FROM STDIN` streams the rows in one command, which
-costs the driver and the server a fraction of that. The rows stored are the same either way:
+back in the same statement. On PostgreSQL an executemany is one Bind/Execute round of the
+extended protocol per row, each row's parameters adapted in Python by the driver; `COPY ...
+FROM STDIN` streams the rows in one command, which costs the driver and the server a fraction
+of that. The rows stored are the same either way:
 the columns a row leaves out get the model's Python-side defaults (as `insert()` would give
 them) or, failing that, the server's; JSON columns are written as SQLAlchemy's `JSON` writes
 them, with `jsontext` (`None` as JSON `null` unless the column says `none_as_null`).
