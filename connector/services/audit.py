@@ -39,7 +39,7 @@ def record_many(session: Session, events: list[Event]) -> None:
     # Inserted at once rather than flushed with the unit of work: the events are complete here,
     # and the hot paths (the gate) should not pay for an ORM flush.
     insert_rows(
-        session.connection(),
+        session,
         AuditEvent.__table__,
         [
             {
