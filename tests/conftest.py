@@ -8,6 +8,7 @@ after each test, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +22,7 @@ from connector.app import create_app, runtime
 from connector.clock import today
 from connector.config import Settings
 from connector.services.webhook_subscriptions import new_secret
+from connector.storage.claim_files import ClaimFiles
 from connector.storage.db import make_engine, upgrade
 from connector.storage.models import Base
 from sandbox.server import serve
@@ -79,6 +81,9 @@ def empty_tables(engine) -> None:
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(text(f"DELETE FROM {table.name}"))
+    files = ClaimFiles.beside(engine)
+    if files is not None:  # the webhook claims stand for receipt rows: they go with them
+        shutil.rmtree(files.folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def test_prune_drops_old_receipts_and_finished_deliveries_and_keeps_the_rest(ses
         receipts = session.scalars(select(m.WebhookReceipt.delivery_id)).all()
         deliveries = sorted(session.scalars(select(m.WebhookDelivery.event_id)).all())
         attempts = len(session.scalars(select(m.WebhookAttempt.id)).all())
-    assert counts == {"receipts": 1, "deliveries": 2}
+    assert counts == {"receipts": 1, "claim_files": 0, "deliveries": 2}
     assert (receipts, deliveries, attempts) == (
         ["recent"],
         ["old-pending", "recent-delivered"],

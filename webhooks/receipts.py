@@ -2,19 +2,27 @@
 
 The delivery id (per connection) is the idempotency key. The first arrival *claims* it and acts;
 a repeat — also one arriving while the first is still at work — finds the claim, waits for the
-answer and gets it back, with no second effect. Two stores keep the claims:
+answer and gets it back, with no second effect. Three stores keep the claims:
 
-- `DatabaseReceipts` (no Redis configured): the claim is a committed "processing" row in
-  `webhook_receipts`, unique per (connection, delivery id), which every process sees before
-  acting; a claim left by a process that died is taken over after `STALE_AFTER`.
+- `FileReceipts` (a SQLite database file, no Redis configured): the claim is a file created
+  beside the database (`connector/storage/claim_files.py`), so the request commits nothing: the
+  row is written afterwards, already "done" with its answer (through the write-behind, beside the
+  decision). The file is kept as long as the row, so a first arrival needs nothing more than its
+  creation; a repeat that finds the file reads the answer from the row (waiting while there is
+  none yet); a file left by a process that died is taken over after `STALE_AFTER`. A missing
+  folder (the database moved without it) is rebuilt from the receipt rows before the first claim.
+- `DatabaseReceipts` (PostgreSQL without Redis, or SQLite in memory): the claim is a committed
+  "processing" row in `webhook_receipts`, unique per (connection, delivery id), which every
+  process sees before acting; a claim left by a process that died is taken over after
+  `STALE_AFTER`.
 - `RedisReceipts` (`COI_REDIS_URL` set): the claim is a `SET NX` that expires after
-  `STALE_AFTER`, so the request commits nothing: the row is written afterwards, already "done"
-  with its answer (through the write-behind, beside the decision). A repeat that finds the claim
-  reads the answer from the row (waiting while there is none yet); a first arrival also looks for
-  a row, which answers the repeats that come after the claim expired. One round trip to Redis
-  and one indexed read per delivery. Redis unreachable: 503, and the sender retries.
+  `STALE_AFTER`; the row is written afterwards, as with files. A repeat that finds the claim
+  reads the answer from the row; a first arrival also looks for a row, which answers the repeats
+  that come after the claim expired. One round trip to Redis and one indexed read per delivery.
+  Redis unreachable: 503, and the sender retries.
 
-Either way the answered row is kept for the retention period (`connector/services/retention.py`).
+Either way the answered row is kept for the retention period (`connector/services/retention.py`),
+claim files with it.
 """
 
 from __future__ import annotations
@@ -33,7 +41,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import as_utc, utcnow
 from connector.errors import APIError
+from connector.services.retention import RECEIPT_DAYS
 from connector.storage import models as m
+from connector.storage.claim_files import ClaimFiles
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +186,7 @@ class RedisReceipts:
             raise APIError(
                 503, "dependency_down", "the receipt store (Redis) did not answer; retry"
             ) from None
-        found = self._stored_row(connection, delivery_id)
+        found = _stored_answer(self._sessions, connection, delivery_id)
         if claimed and found is None:
             return True, None
         # Claimed but answered before (the claim had expired), or claimed by another arrival:
@@ -195,16 +205,60 @@ class RedisReceipts:
     def _key(self, connection: str, delivery_id: str) -> str:
         return f"{self._prefix}{connection}:{delivery_id}"
 
-    def _stored_row(self, connection: str, delivery_id: str) -> Stored | None:
+
+class FileReceipts:
+    """Claims as files beside the SQLite database (see the module docstring)."""
+
+    def __init__(self, sessions: sessionmaker[Session], files: ClaimFiles):
+        self._sessions = sessions
+        self._files = files
+        if not files.exists():
+            self._restore()
+
+    def claim(self, connection: str, event: str, delivery_id: str) -> tuple[bool, Stored | None]:
+        key = _claim_key(connection, delivery_id)
+        if self._files.take(key):
+            return True, None
+        found = _stored_answer(self._sessions, connection, delivery_id)
+        if found is not None:
+            return False, found
+        if self._files.take_over(key, (utcnow() - STALE_AFTER).timestamp()):
+            log.warning("webhook %s/%s: taking over a stale delivery", connection, event)
+            return True, None
+        return False, Stored("processing")
+
+    def forget(self, connection: str, delivery_id: str) -> None:
+        self._files.release(_claim_key(connection, delivery_id))
+
+    def _restore(self) -> None:
+        since = utcnow() - timedelta(days=RECEIPT_DAYS)
         with self._sessions() as session:
-            row = (
-                session.connection()
-                .execute(_ANSWER, {"connection": connection, "delivery_id": delivery_id})
-                .first()
-            )
-        # A "processing" row is a database claim made before Redis was configured: Redis
-        # holds the claim now.
-        return Stored(*row) if row is not None and row.status == "done" else None
+            rows = session.execute(
+                select(_r.connection, _r.delivery_id, _r.received_at).where(_r.received_at >= since)
+            ).all()
+        self._files.restore(
+            (_claim_key(connection, delivery_id), as_utc(received_at).timestamp())
+            for connection, delivery_id, received_at in rows
+        )
+
+
+def _claim_key(connection: str, delivery_id: str) -> str:
+    return f"{connection}\0{delivery_id}"
+
+
+def _stored_answer(
+    sessions: sessionmaker[Session], connection: str, delivery_id: str
+) -> Stored | None:
+    """The delivery's answer, when its row holds one."""
+    with sessions() as session:
+        row = (
+            session.connection()
+            .execute(_ANSWER, {"connection": connection, "delivery_id": delivery_id})
+            .first()
+        )
+    # A "processing" row is a database claim made before the claims moved (to Redis or to
+    # files): the new store holds the claim now.
+    return Stored(*row) if row is not None and row.status == "done" else None
 
 
 _r = m.WebhookReceipt

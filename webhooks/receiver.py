@@ -3,10 +3,11 @@
 The signature is the authentication (no bearer token): the raw body is verified with the
 connection's scheme and secrets before it is parsed. The delivery id (`webhook-id`, a configured
 id header, or the SHA-256 of the body) is the idempotency key: the first arrival claims it
-(`webhooks/receipts.py`: a committed row, or a Redis key when Redis is configured), acts and
-stores its answer; a repeat — also one arriving while the first is still at work — waits for that
-answer and gets it back, with no second effect. When the first arrival fails (an error, a
-dependency down) its claim is let go, so the sender's retry can act.
+(`webhooks/receipts.py`: a file beside a SQLite database, a committed row, or a Redis key when
+Redis is configured), acts and stores its answer; a repeat — also one arriving while the first
+is still at work — waits for that answer and gets it back, with no second effect. When the
+first arrival fails (an error, a dependency down) its claim is let go, so the sender's retry can
+act.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from connector.clock import utcnow
 from connector.errors import APIError, NotFound
 from connector.services.write_behind import WriteBehind
 from connector.storage import models as m
+from connector.storage.claim_files import ClaimFiles
 from webhooks.handlers import HANDLERS, Inbound, Outcome
 from webhooks.inbound import ReceiverConfig, receiver_config
-from webhooks.receipts import Answered, DatabaseReceipts, RedisReceipts, complete
+from webhooks.receipts import Answered, DatabaseReceipts, FileReceipts, RedisReceipts, complete
 from webhooks.signatures import (
     SignatureError,
     body_digest,
@@ -108,7 +110,7 @@ def receive(connection: str, event: str):
     return response
 
 
-Receipts = DatabaseReceipts | RedisReceipts
+Receipts = DatabaseReceipts | FileReceipts | RedisReceipts
 
 
 def once(
@@ -171,15 +173,21 @@ def once(
 
 
 def receipts_of(runtime) -> Receipts:
-    """The app's receipt store: Redis when configured, else the database."""
+    """The app's receipt store: Redis when configured, else files beside a SQLite database file,
+    else the database."""
     app = current_app._get_current_object()
     if "coi_receipts" not in app.extensions:
         settings = runtime.settings
-        app.extensions["coi_receipts"] = (
-            RedisReceipts.from_url(runtime.sessions, settings.redis_url, settings.database_url)
-            if settings.redis_url
-            else DatabaseReceipts(runtime.sessions)
-        )
+        files = ClaimFiles.beside(runtime.engine)
+        if settings.redis_url:
+            receipts = RedisReceipts.from_url(
+                runtime.sessions, settings.redis_url, settings.database_url
+            )
+        elif files is not None:
+            receipts = FileReceipts(runtime.sessions, files)
+        else:
+            receipts = DatabaseReceipts(runtime.sessions)
+        app.extensions["coi_receipts"] = receipts
     return app.extensions["coi_receipts"]
 
 

@@ -4,7 +4,8 @@ Inbound receipts exist so that a sender's retry of a delivery has no second effe
 up retrying within days (Standard Webhooks senders within about a day and a half), so a receipt
 older than `RECEIPT_DAYS` protects nothing. Outbound deliveries that reached their end
 (delivered, or failed after the last retry) are the delivery log subscribers' admins read; they
-are kept `DELIVERY_DAYS`, with their attempts. Waiting deliveries are never pruned.
+are kept `DELIVERY_DAYS`, with their attempts. Waiting deliveries are never pruned. The claim
+files beside a SQLite database (`webhooks/receipts.py`) go with their receipts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy import delete, or_
 from sqlalchemy.orm import Session
 
 from connector.storage import models as m
+from connector.storage.claim_files import ClaimFiles
 
 RECEIPT_DAYS = 7
 DELIVERY_DAYS = 30
@@ -22,11 +24,12 @@ DELIVERY_DAYS = 30
 
 def prune(session: Session, now: datetime) -> dict[str, int]:
     """Delete what is past its keeping time (in the caller's transaction); returns counts."""
+    received = now - timedelta(days=RECEIPT_DAYS)
     receipts = session.execute(
-        delete(m.WebhookReceipt).where(
-            m.WebhookReceipt.received_at < now - timedelta(days=RECEIPT_DAYS)
-        )
+        delete(m.WebhookReceipt).where(m.WebhookReceipt.received_at < received)
     ).rowcount
+    files = ClaimFiles.beside(session.get_bind())
+    claim_files = files.sweep(received.timestamp()) if files is not None else 0
     finished = now - timedelta(days=DELIVERY_DAYS)
     d = m.WebhookDelivery
     deliveries = session.execute(
@@ -36,4 +39,4 @@ def prune(session: Session, now: datetime) -> dict[str, int]:
             or_(d.delivered_at < finished, d.delivered_at.is_(None) & (d.created_at < finished)),
         )
     ).rowcount
-    return {"receipts": receipts, "deliveries": deliveries}
+    return {"receipts": receipts, "claim_files": claim_files, "deliveries": deliveries}
