@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from connector.clock import utcnow
 from connector.services.retention import prune
 from connector.storage import models as m
+from connector.storage.claim_files import ClaimFiles
 
 
 def test_prune_drops_old_receipts_and_finished_deliveries_and_keeps_the_rest(sessions):
@@ -62,3 +64,18 @@ def test_prune_drops_old_receipts_and_finished_deliveries_and_keeps_the_rest(ses
         ["old-pending", "recent-delivered"],
         2,
     )
+
+
+def test_prune_removes_the_claim_files_of_the_receipts_it_drops(sessions, engine):
+    files = ClaimFiles.beside(engine)
+    if files is None:
+        pytest.skip("claim files are kept beside a SQLite database file only")
+    now = utcnow()
+    for key, age in (("old", 8), ("recent", 6)):
+        files.take(f"dispatch\0{key}", at=(now - timedelta(days=age)).timestamp())
+
+    with sessions() as session, session.begin():
+        counts = prune(session, now)
+
+    assert counts["claim_files"] == 1
+    assert (files.take("dispatch\0old"), files.take("dispatch\0recent")) == (True, False)
