@@ -1,5 +1,6 @@
-"""Databases for the benchmarks: a throwaway SQLite file by default, or a PostgreSQL URL on
-127.0.0.1 whose database is created for the run (and dropped after) when it does not exist."""
+"""Databases for the benchmarks: a throwaway SQLite file by default (its webhook claims go with
+it), or a PostgreSQL URL on 127.0.0.1 whose database is created for the run (and dropped after)
+when it does not exist."""
 
 from __future__ import annotations
 
@@ -11,13 +12,18 @@ from contextlib import ExitStack
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from connector.storage.claim_files import ClaimFiles
+
 
 def prepare_database(url: str | None, stack: ExitStack, prefix: str) -> str:
     """The URL to use; registers its cleanup (temp dir, or a database this run created)."""
     if url is None:
         folder = tempfile.mkdtemp(prefix=prefix)
         stack.callback(shutil.rmtree, folder, ignore_errors=True)
-        return f"sqlite:///{folder}/coi.db"
+        url = f"sqlite:///{folder}/coi.db"
+        # Run first (last in, first out), while the database file that names them is there.
+        stack.callback(_drop_claims, url)
+        return url
     parsed = make_url(url)
     if not parsed.get_backend_name().startswith("postgresql"):
         return url
@@ -39,6 +45,13 @@ def prepare_database(url: str | None, stack: ExitStack, prefix: str) -> str:
     if not exists:
         stack.callback(_drop_database, parsed, name)
     return url
+
+
+def _drop_claims(url: str) -> None:
+    """The webhook claims the server kept for the throwaway database (in /dev/shm, by default)."""
+    files = ClaimFiles.for_database(url)
+    if files is not None:
+        shutil.rmtree(files.folder, ignore_errors=True)
 
 
 def _drop_database(parsed, name: str) -> None:

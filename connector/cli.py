@@ -312,9 +312,10 @@ def webhooks_prune() -> None:
     from connector.clock import utcnow
     from connector.services.retention import prune
 
-    ctx = _context(Settings.from_env(), "cli")
+    settings = Settings.from_env()
+    ctx = _context(settings, "cli")
     with ctx.session.begin():
-        counts = prune(ctx.session, utcnow())
+        counts = prune(ctx.session, utcnow(), settings.claims_dir)
     click.echo("  ".join(f"{k} {v}" for k, v in counts.items()))
 
 

@@ -29,6 +29,9 @@ class Settings:
     write_behind_ms: int = 100
     #: CSP `frame-ancestors` sources allowed to frame the dispatcher pages (`/embed/...`).
     embed_frame_ancestors: str = "'self'"
+    #: Where the webhook claims of a SQLite database file are kept (None: `/dev/shm` where it
+    #: exists, else beside the database; `connector/storage/claim_files.py`).
+    claims_dir: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -43,6 +46,7 @@ class Settings:
             snapshot_seconds=float(env.get("COI_SNAPSHOT_SECONDS") or 1.0),
             write_behind_ms=int(env.get("COI_WRITE_BEHIND_MS") or 100),
             embed_frame_ancestors=env.get("COI_EMBED_FRAME_ANCESTORS") or "'self'",
+            claims_dir=env.get("COI_CLAIMS_DIR") or None,
         )
 
 

@@ -267,6 +267,7 @@ def prune_webhooks_job() -> dict:
     keeping time (`connector.services.retention`)."""
     from connector.services.retention import prune
 
-    session = _worker_jobs().sessions()
+    jobs = _worker_jobs()
+    session = jobs.sessions()
     with session, session.begin():
-        return prune(session, utcnow())
+        return prune(session, utcnow(), jobs.settings.claims_dir)

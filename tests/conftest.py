@@ -61,6 +61,7 @@ def engine(database_url):
     engine = make_engine(database_url)
     upgrade(engine)
     yield engine
+    drop_claims(engine)
     engine.dispose()
 
 
@@ -81,8 +82,13 @@ def empty_tables(engine) -> None:
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(text(f"DELETE FROM {table.name}"))
-    files = ClaimFiles.beside(engine)
-    if files is not None:  # the webhook claims stand for receipt rows: they go with them
+    drop_claims(engine)
+
+
+def drop_claims(engine) -> None:
+    """The webhook claims of a SQLite file stand for its receipt rows: they go with them."""
+    files = ClaimFiles.for_database(engine.url)
+    if files is not None:
         shutil.rmtree(files.folder, ignore_errors=True)
 
 

@@ -1,7 +1,8 @@
-"""Claim files beside a SQLite database: one winner per key across processes and threads, stale
-claims taken over by one caller, the sweep, the rebuild of a lost folder; and the webhook receiver
-on them: a delivery is answered while another process holds the database's write lock, a lost
-folder is rebuilt from the receipts, a dead process's claim is taken over."""
+"""Claim files for a SQLite database: one winner per key across processes and threads, stale
+claims taken over by one caller, the sweep, the rebuild of a lost folder, where the folder is; and
+the webhook receiver on them: a delivery is answered while another process holds the database's
+write lock, a lost folder is rebuilt from the receipts, a dead process's claim is taken over, a
+folder others can write to is refused."""
 
 from __future__ import annotations
 
@@ -72,14 +73,28 @@ def test_restore_builds_a_missing_folder_and_leaves_an_existing_one(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["claims"]  # nothing left aside
 
 
+def test_each_database_file_has_a_folder_of_its_own_under_the_root(tmp_path):
+    root = str(tmp_path / "claims")
+
+    one, other = (ClaimFiles.for_database(f"sqlite:///{tmp_path / n}", root) for n in ("a", "b"))
+
+    assert os.path.dirname(one.folder) == os.path.dirname(other.folder) == root
+    assert one.folder != other.folder
+
+
+def test_no_claim_files_for_postgresql_or_an_in_memory_database():
+    assert ClaimFiles.for_database("postgresql+psycopg://127.0.0.1/coi") is None
+    assert ClaimFiles.for_database("sqlite://") is None
+
+
 # --- the receiver on claim files (SQLite file databases only) ------------------------------------
 
 
 @pytest.fixture
 def claim_files(engine):
-    files = ClaimFiles.beside(engine)
+    files = ClaimFiles.for_database(engine.url)
     if files is None:
-        pytest.skip("claim files are kept beside a SQLite database file only")
+        pytest.skip("claim files serve SQLite database files only")
     return files
 
 
@@ -151,3 +166,15 @@ def test_a_claim_being_acted_on_makes_a_repeat_wait_and_answer_409(
     repeat = deliver(served, secret, "msg_busy")
 
     assert (repeat.status, repeat.json()["error"]["code"]) == (409, "delivery_in_progress")
+
+
+def test_a_claims_folder_someone_else_can_write_to_is_refused_with_503(
+    app, served, dispatch, secret, sessions, claim_files
+):
+    os.mkdir(claim_files.folder, 0o777)  # made first by another user of a shared /dev/shm
+    os.chmod(claim_files.folder, 0o777)
+
+    delivery = deliver(served, secret, "msg_foreign")
+
+    assert (delivery.status, delivery.json()["error"]["code"]) == (503, "not_configured")
+    assert count(sessions, m.WorkOrder) == 0

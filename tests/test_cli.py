@@ -71,7 +71,9 @@ def test_evaluate_recomputes_and_prints_the_summary(coi, standard_set, make_vend
 
 def test_demo_runs_end_to_end_on_sqlite_against_the_peers(tmp_path):
     result = CliRunner().invoke(
-        main, ["demo", "--database-url", f"sqlite:///{tmp_path / 'demo.db'}"], env={}
+        main,
+        ["demo", "--database-url", f"sqlite:///{tmp_path / 'demo.db'}"],
+        env={"COI_CLAIMS_DIR": str(tmp_path)},
     )
 
     assert result.exit_code == 0, result.output

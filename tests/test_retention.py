@@ -67,9 +67,9 @@ def test_prune_drops_old_receipts_and_finished_deliveries_and_keeps_the_rest(ses
 
 
 def test_prune_removes_the_claim_files_of_the_receipts_it_drops(sessions, engine):
-    files = ClaimFiles.beside(engine)
+    files = ClaimFiles.for_database(engine.url)
     if files is None:
-        pytest.skip("claim files are kept beside a SQLite database file only")
+        pytest.skip("claim files serve SQLite database files only")
     now = utcnow()
     for key, age in (("old", 8), ("recent", 6)):
         files.take(f"dispatch\0{key}", at=(now - timedelta(days=age)).timestamp())

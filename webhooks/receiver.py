@@ -29,7 +29,7 @@ from connector.clock import utcnow
 from connector.errors import APIError, NotFound
 from connector.services.write_behind import WriteBehind
 from connector.storage import models as m
-from connector.storage.claim_files import ClaimFiles
+from connector.storage.claim_files import ClaimFiles, ForeignFolder
 from webhooks.handlers import HANDLERS, Inbound, Outcome
 from webhooks.inbound import ReceiverConfig, receiver_config
 from webhooks.receipts import Answered, DatabaseReceipts, FileReceipts, RedisReceipts, complete
@@ -173,18 +173,24 @@ def once(
 
 
 def receipts_of(runtime) -> Receipts:
-    """The app's receipt store: Redis when configured, else files beside a SQLite database file,
-    else the database."""
+    """The app's receipt store: Redis when configured, else claim files for a SQLite database
+    file, else the database."""
     app = current_app._get_current_object()
     if "coi_receipts" not in app.extensions:
         settings = runtime.settings
-        files = ClaimFiles.beside(runtime.engine)
+        files = ClaimFiles.for_database(runtime.engine.url, settings.claims_dir)
         if settings.redis_url:
             receipts = RedisReceipts.from_url(
                 runtime.sessions, settings.redis_url, settings.database_url
             )
         elif files is not None:
-            receipts = FileReceipts(runtime.sessions, files)
+            try:
+                receipts = FileReceipts(runtime.sessions, files)
+            except ForeignFolder as err:
+                log.error("webhook claims: %s; set COI_CLAIMS_DIR to a folder of its own", err)
+                raise APIError(
+                    503, "not_configured", "the webhook claim store is not usable; see the log"
+                ) from None
         else:
             receipts = DatabaseReceipts(runtime.sessions)
         app.extensions["coi_receipts"] = receipts

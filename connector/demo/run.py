@@ -79,11 +79,15 @@ class DemoFailed(Exception):
 def run_demo(database_url: str | None, as_of: date, echo: Callable[[str], None]) -> int:
     started = time.monotonic()
     if database_url is None:
-        database_url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='coi-demo-')) / 'coi.db'}"
-    echo(f"coi demo on {database_url} as of {as_of.isoformat()}")
-    engine = make_engine(database_url)
+        # A database of its own, its webhook claims beside it (not in shared memory).
+        folder = Path(tempfile.mkdtemp(prefix="coi-demo-"))
+        settings = Settings(database_url=f"sqlite:///{folder / 'coi.db'}", claims_dir=str(folder))
+    else:
+        settings = Settings(database_url=database_url, claims_dir=os.environ.get("COI_CLAIMS_DIR"))
+    echo(f"coi demo on {settings.database_url} as of {as_of.isoformat()}")
+    engine = make_engine(settings.database_url)
     upgrade_if_empty(engine)
-    app = create_app(Settings(database_url=database_url), engine=engine)
+    app = create_app(settings, engine=engine)
     network = sample_network(as_of)
     peers = DemoPeers(network, as_of)
     try:

@@ -22,13 +22,14 @@ RECEIPT_DAYS = 7
 DELIVERY_DAYS = 30
 
 
-def prune(session: Session, now: datetime) -> dict[str, int]:
-    """Delete what is past its keeping time (in the caller's transaction); returns counts."""
+def prune(session: Session, now: datetime, claims_dir: str | None = None) -> dict[str, int]:
+    """Delete what is past its keeping time (in the caller's transaction); returns counts.
+    `claims_dir`: the setting the web workers keep their claim files under."""
     received = now - timedelta(days=RECEIPT_DAYS)
     receipts = session.execute(
         delete(m.WebhookReceipt).where(m.WebhookReceipt.received_at < received)
     ).rowcount
-    files = ClaimFiles.beside(session.get_bind())
+    files = ClaimFiles.for_database(session.get_bind().url, claims_dir)
     claim_files = files.sweep(received.timestamp()) if files is not None else 0
     finished = now - timedelta(days=DELIVERY_DAYS)
     d = m.WebhookDelivery
