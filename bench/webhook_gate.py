@@ -7,8 +7,9 @@ with 2 sync workers, wrk or the Python client, `/healthz` first), with a differe
 gate benchmark's bodies. Every request is signed per Standard Webhooks with a `webhook-id` of
 its own: a repeated id would be answered from the idempotency table, a cheaper path than the one
 measured. So each request goes through the signature check on the raw body, the duplicate check
-(a receipt committed before acting), the connection's inbound mapping, the gate (stored decision,
-audit), and the stored answer. The connection asks for no writeback (the caller waits for the
+(a claim made before acting: a claim file on SQLite, a committed row on PostgreSQL, a Redis key
+with `--redis-url`), the connection's inbound mapping, the gate (stored decision, audit), and
+the stored answer. The connection asks for no writeback (the caller waits for the
 answer).
 
 Targets: >= 40% of `/healthz` throughput, p99 <= 30 ms at 16 connections.
