@@ -178,3 +178,21 @@ def test_a_claims_folder_someone_else_can_write_to_is_refused_with_503(
 
     assert (delivery.status, delivery.json()["error"]["code"]) == (503, "not_configured")
     assert count(sessions, m.WorkOrder) == 0
+
+
+def test_a_claims_folder_that_cannot_be_written_is_503_and_nothing_is_acted_on(
+    app, served, dispatch, secret, sessions, claim_files
+):
+    deliver(served, secret, "msg_first")  # the folder is made
+    runtime(app).write_behind.flush()
+    decisions = count(sessions, m.GateDecision)
+    shutil.rmtree(claim_files.folder)
+    with open(claim_files.folder, "w"):  # a file where the folder was: every claim fails
+        pass
+
+    delivery = deliver(served, secret, "msg_broken")
+
+    os.unlink(claim_files.folder)
+    assert (delivery.status, delivery.json()["error"]["code"]) == (503, "dependency_down")
+    runtime(app).write_behind.flush()
+    assert count(sessions, m.GateDecision) == decisions

@@ -207,7 +207,7 @@ class RedisReceipts:
 
 
 class FileReceipts:
-    """Claims as files beside the SQLite database (see the module docstring)."""
+    """Claims as files (see the module docstring)."""
 
     def __init__(self, sessions: sessionmaker[Session], files: ClaimFiles):
         self._sessions = sessions
@@ -217,14 +217,21 @@ class FileReceipts:
 
     def claim(self, connection: str, event: str, delivery_id: str) -> tuple[bool, Stored | None]:
         key = _claim_key(connection, delivery_id)
-        if self._files.take(key):
-            return True, None
-        found = _stored_answer(self._sessions, connection, delivery_id)
-        if found is not None:
-            return False, found
-        if self._files.take_over(key, (utcnow() - STALE_AFTER).timestamp()):
-            log.warning("webhook %s/%s: taking over a stale delivery", connection, event)
-            return True, None
+        try:
+            if self._files.take(key):
+                return True, None
+            found = _stored_answer(self._sessions, connection, delivery_id)
+            if found is not None:
+                return False, found
+            if self._files.take_over(key, (utcnow() - STALE_AFTER).timestamp()):
+                log.warning("webhook %s/%s: taking over a stale delivery", connection, event)
+                return True, None
+        except OSError as err:
+            # The folder is gone wrong (full, read-only, replaced): nothing was acted on.
+            log.error("webhook claims in %s: %s", self._files.folder, err)
+            raise APIError(
+                503, "dependency_down", "the webhook claim store is not writable; retry"
+            ) from None
         return False, Stored("processing")
 
     def forget(self, connection: str, delivery_id: str) -> None:
