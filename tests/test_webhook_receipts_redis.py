@@ -1,6 +1,7 @@
 """Webhook delivery claims kept in Redis (`COI_REDIS_URL` set), against the app served on a real
-socket with real Redis: one effect for concurrent duplicates, repeats answered after Redis
-forgot, a dead process's claim expiring, and Redis down answering 503 without acting."""
+socket with real Redis: one effect for concurrent duplicates, a first arrival that needs nothing
+but its claim, repeats answered after Redis forgot, a dead process's claim taken over, and Redis
+down answering 503 without acting."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import timedelta
 import pytest
 from redis import Redis
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from connector.app import create_app, runtime
 from connector.config import Settings
@@ -26,7 +27,7 @@ from webhooks import receipts
 
 def _clear_claims() -> None:
     redis = Redis.from_url(REDIS_URL)
-    for key in redis.scan_iter("coi:webhook-receipt:*"):
+    for key in redis.scan_iter("coi:webhook-claim:*"):
         redis.delete(key)
 
 
@@ -84,6 +85,20 @@ def test_hundred_concurrent_duplicates_act_once_and_get_one_answer(
     assert (receipt.status, receipt.response_body) == ("done", answers[0].json())
 
 
+def test_a_first_arrival_needs_nothing_but_its_claim(
+    app, served, dispatch, secret, engine, database_url
+):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a lock that keeps readers out of a table needs PostgreSQL")
+    deliver(served, secret, "msg_before", int(time.time()))  # the claims are complete
+    with engine.connect() as other:
+        other.execute(text("LOCK TABLE webhook_receipts IN ACCESS EXCLUSIVE MODE"))
+        delivery = deliver(served, secret, "msg_first", int(time.time()))
+        other.rollback()
+
+    assert (delivery.status, delivery.json()["decision"]) == (200, "allow")
+
+
 def test_a_repeat_after_redis_forgot_is_answered_from_the_stored_receipt(
     app, served, dispatch, secret, sessions
 ):
@@ -99,12 +114,13 @@ def test_a_repeat_after_redis_forgot_is_answered_from_the_stored_receipt(
     assert count(sessions, m.GateDecision) == 1
 
 
-def test_a_claim_left_by_a_dead_process_expires_and_the_retry_acts(
+def test_a_claim_left_by_a_dead_process_is_taken_over_and_the_retry_acts(
     app, served, dispatch, secret, sessions, monkeypatch
 ):
-    # A process died holding the claim: it expires after STALE_AFTER (shortened here).
+    # A process died holding the claim: it is taken over after STALE_AFTER (shortened here).
     monkeypatch.setattr(receipts, "STALE_AFTER", timedelta(milliseconds=300))
-    store = receipts.RedisReceipts.from_url(sessions, REDIS_URL, runtime(app).settings.database_url)
+    claims = receipts.RedisClaims.from_url(REDIS_URL, runtime(app).settings.database_url)
+    store = receipts.ClaimReceipts(sessions, claims)
     assert store.claim("dispatch", "work-order", "msg_dead") == (True, None)
 
     retry = deliver(served, secret, "msg_dead", int(time.time()))

@@ -2,33 +2,32 @@
 
 The delivery id (per connection) is the idempotency key. The first arrival *claims* it and acts;
 a repeat — also one arriving while the first is still at work — finds the claim, waits for the
-answer and gets it back, with no second effect. Three stores keep the claims:
+answer and gets it back, with no second effect. The claims are kept in one of three places:
 
-- `FileReceipts` (a SQLite database file, no Redis configured): the claim is a file created
-  beside the database (`connector/storage/claim_files.py`), so the request commits nothing: the
-  row is written afterwards, already "done" with its answer (through the write-behind, beside the
-  decision). The file is kept as long as the row, so a first arrival needs nothing more than its
-  creation; a repeat that finds the file reads the answer from the row (waiting while there is
-  none yet); a file left by a process that died is taken over after `STALE_AFTER`. A missing
-  folder (the database moved without it) is rebuilt from the receipt rows before the first claim.
+- `ClaimReceipts` over claim files (a SQLite database file, no Redis configured;
+  `connector/storage/claim_files.py`) or over `RedisClaims` (`COI_REDIS_URL` set): the claim is
+  made outside the database -- a file created, a Redis `SET NX` -- so the request commits
+  nothing: the row is written afterwards, already "done" with its answer (through the
+  write-behind, beside the decision). Claims are kept as long as the rows (`RECEIPT_DAYS`), so a
+  first arrival needs nothing more than its claim; a repeat that finds the claim reads the
+  answer from the row (waiting while there is none yet); a claim left by a process that died is
+  taken over after `STALE_AFTER`. Claims that were lost (a folder in memory after a reboot, a
+  Redis restarted without persistence) are rebuilt from the rows before anyone claims again.
+  The store unreachable or broken: 503, nothing acted on, and the sender retries.
 - `DatabaseReceipts` (PostgreSQL without Redis, or SQLite in memory): the claim is a committed
   "processing" row in `webhook_receipts`, unique per (connection, delivery id), which every
   process sees before acting; a claim left by a process that died is taken over after
   `STALE_AFTER`.
-- `RedisReceipts` (`COI_REDIS_URL` set): the claim is a `SET NX` that expires after
-  `STALE_AFTER`; the row is written afterwards, as with files. A repeat that finds the claim
-  reads the answer from the row; a first arrival also looks for a row, which answers the repeats
-  that come after the claim expired. One round trip to Redis and one indexed read per delivery.
-  Redis unreachable: 503, and the sender retries.
 
-Either way the answered row is kept for the retention period (`connector/services/retention.py`),
-claim files with it.
+Either way the answered row is kept for the retention period (`connector/services/retention.py`);
+claim files are swept with it, Redis keys expire with it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -162,80 +161,121 @@ class DatabaseReceipts:
             session.execute(delete(m.WebhookReceipt).where(_key(connection, delivery_id)))
 
 
-class RedisReceipts:
-    """Claims as Redis keys (see the module docstring)."""
+class RedisClaims:
+    """Claims as Redis keys, kept as long as the receipts (`RECEIPT_DAYS`), valued with the time
+    they were made (ms). Redis may forget everything (a restart without persistence): a key of
+    the namespace, `complete`, is set once the claims are rebuilt from the receipt rows, and a
+    claim is refused while it is missing, so nobody acts on a delivery the lost keys knew."""
 
-    def __init__(self, sessions: sessionmaker[Session], redis: Redis, namespace: str):
-        self._sessions = sessions
+    def __init__(self, redis: Redis, namespace: str):
         self._redis = redis
-        self._prefix = f"coi:webhook-receipt:{namespace}:"
+        # One hash slot for the namespace (the braces), so the claim script runs on a cluster.
+        self._prefix = f"coi:webhook-claim:{{{namespace}}}:"
+        self._complete = self._prefix + "complete"
+        self._take = redis.register_script(_TAKE_SCRIPT)
 
     @classmethod
-    def from_url(cls, sessions: sessionmaker[Session], redis_url: str, database_url: str):
+    def from_url(cls, redis_url: str, database_url: str) -> RedisClaims:
         # Deployments sharing one Redis keep their claims apart by their database.
         namespace = hashlib.sha256(database_url.encode()).hexdigest()[:16]
-        return cls(sessions, Redis.from_url(redis_url), namespace)
+        return cls(Redis.from_url(redis_url), namespace)
 
-    def claim(self, connection: str, event: str, delivery_id: str) -> tuple[bool, Stored | None]:
-        try:
-            claimed = self._redis.set(
-                self._key(connection, delivery_id), b"", nx=True, px=_ms(STALE_AFTER)
-            )
-        except RedisError as err:
-            log.warning("webhook receipt: Redis is unreachable: %s", err)
-            raise APIError(
-                503, "dependency_down", "the receipt store (Redis) did not answer; retry"
-            ) from None
-        found = _stored_answer(self._sessions, connection, delivery_id)
-        if claimed and found is None:
-            return True, None
-        # Claimed but answered before (the claim had expired), or claimed by another arrival:
-        # its answer, or "processing" until its row is written.
-        return False, found or Stored("processing")
+    @property
+    def folder(self) -> str:
+        """Where the claims are, for messages."""
+        return f"Redis ({self._prefix}*)"
 
-    def forget(self, connection: str, delivery_id: str) -> None:
-        try:
-            self._redis.delete(self._key(connection, delivery_id))
-        except RedisError as err:
-            # Left to expire: the sender's retries get 409 until then.
-            log.warning(
-                "webhook receipt: a failed delivery's claim stays until it expires: %s", err
-            )
+    def exists(self) -> bool:
+        return bool(self._redis.exists(self._complete))
 
-    def _key(self, connection: str, delivery_id: str) -> str:
-        return f"{self._prefix}{connection}:{delivery_id}"
+    def take(self, key: str) -> bool | None:
+        """True when this call made the claim, False when it was made before, None while the
+        claims are not complete (restore them, then take again)."""
+        taken = self._take(keys=[self._name(key), self._complete], args=[_now_ms(), _KEEP_MS])
+        return None if taken < 0 else bool(taken)
+
+    def take_over(self, key: str, older_than: float) -> bool:
+        name = self._name(key)
+        seen = self._redis.get(name)
+        if seen is None:
+            return bool(self.take(key))
+        if int(seen) >= older_than * 1000:
+            return False
+        # Only the caller that replaces the value it saw takes it over.
+        return self._redis.set(name, _now_ms(), xx=True, get=True, px=_KEEP_MS) == seen
+
+    def release(self, key: str) -> None:
+        self._redis.delete(self._name(key))
+
+    def restore(self, claims: Iterable[tuple[str, float]]) -> None:
+        now = _now_ms()
+        pipe = self._redis.pipeline(transaction=False)
+        for key, claimed_at in claims:
+            left = int(claimed_at * 1000) + _KEEP_MS - now
+            if left > 0:
+                pipe.set(self._name(key), int(claimed_at * 1000), nx=True, px=left)
+            if len(pipe) >= 1000:
+                pipe.execute()
+        pipe.set(self._complete, now)
+        pipe.execute()
+
+    def _name(self, key: str) -> str:
+        return self._prefix + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-class FileReceipts:
-    """Claims as files (see the module docstring)."""
+_KEEP_MS = RECEIPT_DAYS * 86_400_000
+# KEYS: the claim, the namespace's "complete" mark; ARGV: now (ms), how long to keep (ms).
+_TAKE_SCRIPT = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
 
-    def __init__(self, sessions: sessionmaker[Session], files: ClaimFiles):
+
+def _now_ms() -> int:
+    return int(utcnow().timestamp() * 1000)
+
+
+class ClaimReceipts:
+    """Claims kept outside the receipt table -- claim files or Redis keys -- as long as the
+    receipts (see the module docstring)."""
+
+    def __init__(self, sessions: sessionmaker[Session], claims: ClaimFiles | RedisClaims):
         self._sessions = sessions
-        self._files = files
-        if not files.exists():
+        self._claims = claims
+        if not claims.exists():
             self._restore()
 
     def claim(self, connection: str, event: str, delivery_id: str) -> tuple[bool, Stored | None]:
         key = _claim_key(connection, delivery_id)
         try:
-            if self._files.take(key):
+            taken = self._claims.take(key)
+            if taken is None:
+                log.warning("webhook claims in %s were lost: rebuilding them", self._claims.folder)
+                self._restore()
+                taken = self._claims.take(key)
+            if taken:
                 return True, None
             found = _stored_answer(self._sessions, connection, delivery_id)
             if found is not None:
                 return False, found
-            if self._files.take_over(key, (utcnow() - STALE_AFTER).timestamp()):
+            if self._claims.take_over(key, (utcnow() - STALE_AFTER).timestamp()):
                 log.warning("webhook %s/%s: taking over a stale delivery", connection, event)
                 return True, None
-        except OSError as err:
-            # The folder is gone wrong (full, read-only, replaced): nothing was acted on.
-            log.error("webhook claims in %s: %s", self._files.folder, err)
+        except (OSError, RedisError) as err:
+            # The store is unreachable or broken (full, read-only): nothing was acted on.
+            log.error("webhook claims in %s: %s", self._claims.folder, err)
             raise APIError(
-                503, "dependency_down", "the webhook claim store is not writable; retry"
+                503, "dependency_down", "the webhook claim store did not answer; retry"
             ) from None
         return False, Stored("processing")
 
     def forget(self, connection: str, delivery_id: str) -> None:
-        self._files.release(_claim_key(connection, delivery_id))
+        try:
+            self._claims.release(_claim_key(connection, delivery_id))
+        except (OSError, RedisError) as err:
+            # The sender's retries get 409 until the claim is taken over as stale.
+            log.error("webhook claims: a failed delivery's claim stays: %s", err)
 
     def _restore(self) -> None:
         since = utcnow() - timedelta(days=RECEIPT_DAYS)
@@ -243,7 +283,7 @@ class FileReceipts:
             rows = session.execute(
                 select(_r.connection, _r.delivery_id, _r.received_at).where(_r.received_at >= since)
             ).all()
-        self._files.restore(
+        self._claims.restore(
             (_claim_key(connection, delivery_id), as_utc(received_at).timestamp())
             for connection, delivery_id, received_at in rows
         )

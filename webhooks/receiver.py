@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,7 +33,7 @@ from connector.storage import models as m
 from connector.storage.claim_files import ClaimFiles, ForeignFolder
 from webhooks.handlers import HANDLERS, Inbound, Outcome
 from webhooks.inbound import ReceiverConfig, receiver_config
-from webhooks.receipts import Answered, DatabaseReceipts, FileReceipts, RedisReceipts, complete
+from webhooks.receipts import Answered, ClaimReceipts, DatabaseReceipts, RedisClaims, complete
 from webhooks.signatures import (
     SignatureError,
     body_digest,
@@ -110,7 +111,7 @@ def receive(connection: str, event: str):
     return response
 
 
-Receipts = DatabaseReceipts | FileReceipts | RedisReceipts
+Receipts = DatabaseReceipts | ClaimReceipts
 
 
 def once(
@@ -179,20 +180,24 @@ def receipts_of(runtime) -> Receipts:
     if "coi_receipts" not in app.extensions:
         settings = runtime.settings
         files = ClaimFiles.for_database(runtime.engine.url, settings.claims_dir)
-        if settings.redis_url:
-            receipts = RedisReceipts.from_url(
-                runtime.sessions, settings.redis_url, settings.database_url
-            )
-        elif files is not None:
-            try:
-                receipts = FileReceipts(runtime.sessions, files)
-            except ForeignFolder as err:
-                log.error("webhook claims: %s; set COI_CLAIMS_DIR to a folder of its own", err)
-                raise APIError(
-                    503, "not_configured", "the webhook claim store is not usable; see the log"
-                ) from None
-        else:
-            receipts = DatabaseReceipts(runtime.sessions)
+        try:
+            if settings.redis_url:
+                claims = RedisClaims.from_url(settings.redis_url, settings.database_url)
+                receipts = ClaimReceipts(runtime.sessions, claims)
+            elif files is not None:
+                receipts = ClaimReceipts(runtime.sessions, files)
+            else:
+                receipts = DatabaseReceipts(runtime.sessions)
+        except ForeignFolder as err:
+            log.error("webhook claims: %s; set COI_CLAIMS_DIR to a folder of its own", err)
+            raise APIError(
+                503, "not_configured", "the webhook claim store is not usable; see the log"
+            ) from None
+        except (OSError, RedisError) as err:
+            log.error("webhook claims: the store did not answer: %s", err)
+            raise APIError(
+                503, "dependency_down", "the webhook claim store did not answer; retry"
+            ) from None
         app.extensions["coi_receipts"] = receipts
     return app.extensions["coi_receipts"]
 
