@@ -31,8 +31,14 @@ def _take_all(folder: str) -> list[bool]:
     return [files.take(key) for key in KEYS]
 
 
+def _new_folder(path) -> ClaimFiles:
+    files = ClaimFiles(str(path))
+    files.restore([])
+    return files
+
+
 def test_each_key_is_taken_by_exactly_one_of_several_processes(tmp_path):
-    folder = str(tmp_path / "coi.db-claims")
+    folder = _new_folder(tmp_path / "claims").folder
     with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
         results = list(pool.map(_take_all, [folder] * 4))
 
@@ -42,7 +48,7 @@ def test_each_key_is_taken_by_exactly_one_of_several_processes(tmp_path):
 
 
 def test_a_stale_claim_is_taken_over_by_one_caller_and_a_fresh_one_by_none(tmp_path):
-    files = ClaimFiles(str(tmp_path / "claims"))
+    files = _new_folder(tmp_path / "claims")
     files.take("stale", at=time.time() - 3600)
     files.take("fresh")
     cutoff = time.time() - 60
@@ -55,13 +61,20 @@ def test_a_stale_claim_is_taken_over_by_one_caller_and_a_fresh_one_by_none(tmp_p
 
 
 def test_sweep_removes_the_claims_made_before_the_cutoff_only(tmp_path):
-    files = ClaimFiles(str(tmp_path / "claims"))
+    files = _new_folder(tmp_path / "claims")
     for key, age in (("old", 8 * 86400), ("recent", 6 * 86400)):
         files.take(key, at=time.time() - age)
 
     removed = files.sweep(time.time() - 7 * 86400)
 
     assert (removed, files.take("old"), files.take("recent")) == (1, True, False)
+
+
+def test_a_missing_folder_takes_nothing_until_it_is_restored(tmp_path):
+    files = ClaimFiles(str(tmp_path / "claims"))
+
+    assert files.take("any") is None
+    assert sorted(os.listdir(tmp_path)) == []
 
 
 def test_restore_builds_a_missing_folder_and_leaves_an_existing_one(tmp_path):
@@ -95,6 +108,7 @@ def claim_files(engine):
     files = ClaimFiles.for_database(engine.url)
     if files is None:
         pytest.skip("claim files serve SQLite database files only")
+    files.restore([])  # what the app builds before its first claim: the receipts are empty
     return files
 
 
@@ -144,6 +158,19 @@ def test_a_lost_claims_folder_is_rebuilt_from_the_receipts_and_a_repeat_acts_onc
     assert count(sessions, m.GateDecision) == 1
 
 
+def test_a_claims_folder_removed_while_serving_is_rebuilt_before_the_next_claim(
+    app, served, dispatch, secret, sessions, claim_files
+):
+    first = deliver(served, secret, "msg_removed")
+    runtime(app).write_behind.flush()
+    shutil.rmtree(claim_files.folder)
+
+    again = deliver(served, secret, "msg_removed")
+
+    assert (again.status, again.json()) == (first.status, first.json())
+    assert count(sessions, m.GateDecision) == 1
+
+
 def test_a_claim_left_by_a_dead_process_is_taken_over_and_the_retry_acts(
     app, served, dispatch, secret, sessions, claim_files
 ):
@@ -171,8 +198,7 @@ def test_a_claim_being_acted_on_makes_a_repeat_wait_and_answer_409(
 def test_a_claims_folder_someone_else_can_write_to_is_refused_with_503(
     app, served, dispatch, secret, sessions, claim_files
 ):
-    os.mkdir(claim_files.folder, 0o777)  # made first by another user of a shared /dev/shm
-    os.chmod(claim_files.folder, 0o777)
+    os.chmod(claim_files.folder, 0o777)  # as if made first by another user of /dev/shm
 
     delivery = deliver(served, secret, "msg_foreign")
 

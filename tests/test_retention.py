@@ -70,6 +70,7 @@ def test_prune_removes_the_claim_files_of_the_receipts_it_drops(sessions, engine
     files = ClaimFiles.for_database(engine.url)
     if files is None:
         pytest.skip("claim files serve SQLite database files only")
+    files.restore([])
     now = utcnow()
     for key, age in (("old", 8), ("recent", 6)):
         files.take(f"dispatch\0{key}", at=(now - timedelta(days=age)).timestamp())

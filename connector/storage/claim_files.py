@@ -43,6 +43,8 @@ class ForeignFolder(Exception):
 
 
 class ClaimFiles:
+    """The claims of one folder (see the module docstring)."""
+
     def __init__(self, folder: str):
         self.folder = folder
 
@@ -74,18 +76,20 @@ class ClaimFiles:
             raise ForeignFolder(f"{self.folder} is not a folder of this user's alone")
         return True
 
-    def take(self, key: str, at: float | None = None) -> bool:
+    def take(self, key: str, at: float | None = None) -> bool | None:
         """Claim `key` (now, or at `at` seconds since the epoch): True when this call made the
-        claim, False when it was already made."""
+        claim, False when it was already made, None when the folder is gone (`restore` it, then
+        take again: a folder made afresh would not know the claims made before)."""
         path = self._path(key)
         try:
             os.close(os.open(path, _FLAGS, 0o600))
         except FileExistsError:
             return False
         except FileNotFoundError:
-            for folder in (self.folder, os.path.dirname(path)):
-                with suppress(FileExistsError):
-                    os.mkdir(folder, 0o700)
+            if not os.path.isdir(self.folder):
+                return None
+            with suppress(FileExistsError):
+                os.mkdir(os.path.dirname(path), 0o700)
             return self.take(key, at)
         if at is not None:
             os.utime(path, (at, at))
@@ -100,7 +104,7 @@ class ClaimFiles:
             try:
                 claimed_at = os.stat(path).st_mtime
             except FileNotFoundError:
-                return self.take(key)
+                return bool(self.take(key))
             if claimed_at >= older_than:
                 return False
             os.utime(path)
@@ -146,8 +150,6 @@ class ClaimFiles:
 
     @contextmanager
     def _lock(self):
-        with suppress(FileExistsError):
-            os.mkdir(self.folder, 0o700)
         fd = os.open(os.path.join(self.folder, _TAKE_OVER_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
