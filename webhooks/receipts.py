@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -243,12 +244,13 @@ class ClaimReceipts:
     def __init__(self, sessions: sessionmaker[Session], claims: ClaimFiles | RedisClaims):
         self._sessions = sessions
         self._claims = claims
-        if not claims.exists():
-            self._restore()
+        with self._store_answers():
+            if not claims.exists():
+                self._restore()
 
     def claim(self, connection: str, event: str, delivery_id: str) -> tuple[bool, Stored | None]:
         key = _claim_key(connection, delivery_id)
-        try:
+        with self._store_answers():
             taken = self._claims.take(key)
             if taken is None:
                 log.warning("webhook claims in %s were lost: rebuilding them", self._claims.folder)
@@ -262,12 +264,6 @@ class ClaimReceipts:
             if self._claims.take_over(key, (utcnow() - STALE_AFTER).timestamp()):
                 log.warning("webhook %s/%s: taking over a stale delivery", connection, event)
                 return True, None
-        except (OSError, RedisError) as err:
-            # The store is unreachable or broken (full, read-only): nothing was acted on.
-            log.error("webhook claims in %s: %s", self._claims.folder, err)
-            raise APIError(
-                503, "dependency_down", "the webhook claim store did not answer; retry"
-            ) from None
         return False, Stored("processing")
 
     def forget(self, connection: str, delivery_id: str) -> None:
@@ -276,6 +272,17 @@ class ClaimReceipts:
         except (OSError, RedisError) as err:
             # The sender's retries get 409 until the claim is taken over as stale.
             log.error("webhook claims: a failed delivery's claim stays: %s", err)
+
+    @contextmanager
+    def _store_answers(self) -> Iterator[None]:
+        try:
+            yield
+        except (OSError, RedisError) as err:
+            # The store is unreachable or broken (full, read-only): nothing was acted on.
+            log.error("webhook claims in %s: %s", self._claims.folder, err)
+            raise APIError(
+                503, "dependency_down", "the webhook claim store did not answer; retry"
+            ) from None
 
     def _restore(self) -> None:
         since = utcnow() - timedelta(days=RECEIPT_DAYS)
@@ -312,10 +319,6 @@ _r = m.WebhookReceipt
 _ANSWER = select(_r.status, _r.response_status, _r.response_body).where(
     _r.connection == bindparam("connection"), _r.delivery_id == bindparam("delivery_id")
 )
-
-
-def _ms(delta: timedelta) -> int:
-    return int(delta.total_seconds() * 1000)
 
 
 def _key(connection: str, delivery_id: str):

@@ -3,8 +3,8 @@
 The signature is the authentication (no bearer token): the raw body is verified with the
 connection's scheme and secrets before it is parsed. The delivery id (`webhook-id`, a configured
 id header, or the SHA-256 of the body) is the idempotency key: the first arrival claims it
-(`webhooks/receipts.py`: a file beside a SQLite database, a committed row, or a Redis key when
-Redis is configured), acts and stores its answer; a repeat — also one arriving while the first
+(`webhooks/receipts.py`: a claim file for a SQLite database, a committed row, or a Redis key
+when Redis is configured), acts and stores its answer; a repeat — also one arriving while the first
 is still at work — waits for that answer and gets it back, with no second effect. When the
 first arrival fails (an error, a dependency down) its claim is let go, so the sender's retry can
 act.
@@ -19,7 +19,6 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
-from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -192,11 +191,6 @@ def receipts_of(runtime) -> Receipts:
             log.error("webhook claims: %s; set COI_CLAIMS_DIR to a folder of its own", err)
             raise APIError(
                 503, "not_configured", "the webhook claim store is not usable; see the log"
-            ) from None
-        except (OSError, RedisError) as err:
-            log.error("webhook claims: the store did not answer: %s", err)
-            raise APIError(
-                503, "dependency_down", "the webhook claim store did not answer; retry"
             ) from None
         app.extensions["coi_receipts"] = receipts
     return app.extensions["coi_receipts"]

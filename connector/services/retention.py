@@ -4,8 +4,9 @@ Inbound receipts exist so that a sender's retry of a delivery has no second effe
 up retrying within days (Standard Webhooks senders within about a day and a half), so a receipt
 older than `RECEIPT_DAYS` protects nothing. Outbound deliveries that reached their end
 (delivered, or failed after the last retry) are the delivery log subscribers' admins read; they
-are kept `DELIVERY_DAYS`, with their attempts. Waiting deliveries are never pruned. The claim
-files beside a SQLite database (`webhooks/receipts.py`) go with their receipts.
+are kept `DELIVERY_DAYS`, with their attempts. Waiting deliveries are never pruned. A SQLite
+database's webhook claim files (`connector/storage/claim_files.py`) go with their receipts;
+claims in Redis expire by themselves.
 """
 
 from __future__ import annotations
