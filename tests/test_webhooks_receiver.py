@@ -16,11 +16,12 @@ import pytest
 import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from connector.app import runtime
 from connector.services.webhook_subscriptions import new_secret
 from connector.storage import models as m
+from connector.storage.db import CLAIM_APPLICATION_NAME
 from sandbox.dispatch import send_webhook, sign_hmac, sign_standard
 from tests.conftest import DISPATCH_OBJECTS, WEBHOOK_SECRET_ENV, day, good_certificate
 from webhooks.inbound import receiver_config, settings_problems, writeback_fields
@@ -380,6 +381,30 @@ def test_hundred_concurrent_duplicates_make_one_work_order_and_one_decision(
             .where(m.AuditEvent.action == "gate.decision")
         )
     assert decisions == 1
+
+
+def test_a_claim_connection_the_server_dropped_is_replaced_and_the_delivery_acts(
+    app, served, dispatch, secret, make_vendor, sessions, engine, database_url
+):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("claims go through their own connections on PostgreSQL only")
+    make_vendor(regions=("2006001",), cert=good_certificate())
+    send_webhook(hook(served), "WorkOrderCreated", work_order(), secret)  # a claim connection
+    with engine.connect() as conn:
+        dropped = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name"
+            ),
+            {"name": CLAIM_APPLICATION_NAME},
+        ).scalar()
+
+    delivery = send_webhook(hook(served), "WorkOrderCreated", work_order(number=284019002), secret)
+
+    assert dropped >= 1
+    assert (delivery.status, delivery.json()["decision"]) == (200, "allow")
+    runtime(app).write_behind.flush()
+    assert count(sessions, m.GateDecision) == 2
 
 
 def test_rejected_event_is_stored_and_repeats_get_the_same_422(

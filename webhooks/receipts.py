@@ -34,9 +34,9 @@ from typing import Any, NamedTuple
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import Engine, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import as_utc, utcnow
@@ -102,22 +102,26 @@ def _complete(dialect_insert) -> Any:
 
 
 _COMPLETE = {"postgresql": _complete(postgresql.insert), "sqlite": _complete(sqlite.insert)}
-_CLAIM = insert(m.WebhookReceipt.__table__)
-# PostgreSQL: the claim's commit does not wait for its WAL flush (a disk sync per delivery, most
-# of the claim's time); other sessions see it at commit as ever. WAL is flushed in order, so any
-# later commit that waits -- acting in the request, the write-behind's batch -- makes the claim
-# durable too. What it gives up: a database server crash in the moment before the claim
-# reaches the disk (at most 3 x wal_writer_delay) forgets it, and a retry of that delivery then
-# acts again, as after a worker killed mid-delivery (docs/webhooks.md).
-_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO OFF")
+
+
+def _claim_row(dialect_insert) -> Any:
+    stmt = dialect_insert(m.WebhookReceipt.__table__)
+    return stmt.on_conflict_do_nothing(index_elements=["connection", "delivery_id"]).returning(
+        m.WebhookReceipt.id
+    )
+
+
+#: One statement: the claim's row, or no row back when the delivery was claimed before.
+_CLAIM = {"postgresql": _claim_row(postgresql.insert), "sqlite": _claim_row(sqlite.insert)}
 
 
 class DatabaseReceipts:
-    """Claims as committed rows (see the module docstring)."""
+    """Claims as committed rows (see the module docstring). With a `claim_engine` (PostgreSQL:
+    `connector.storage.db.make_claim_engine`) a claim is one statement, one round trip."""
 
-    def __init__(self, sessions: sessionmaker[Session]):
+    def __init__(self, sessions: sessionmaker[Session], claim_engine: Engine | None = None):
         self._sessions = sessions
-        self._engine = sessions.kw["bind"]
+        self._engine = claim_engine or sessions.kw["bind"]
 
     def claim(self, connection: str, event: str, delivery_id: str) -> tuple[bool, Stored | None]:
         """(True, None) when this arrival is the first (its claim is committed); else (False,
@@ -129,15 +133,8 @@ class DatabaseReceipts:
             "status": "processing",
             "received_at": utcnow(),
         }
-        try:
-            # On the engine, not through a Session: this runs on every delivery.
-            with self._engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(_ASYNC_COMMIT)
-                conn.execute(_CLAIM, claim)
+        if self._insert(claim):
             return True, None
-        except IntegrityError:
-            pass
         with self._sessions() as session:
             with session.begin():
                 row = session.scalar(select(m.WebhookReceipt).where(_key(connection, delivery_id)))
@@ -160,6 +157,21 @@ class DatabaseReceipts:
     def forget(self, connection: str, delivery_id: str) -> None:
         with self._sessions() as session, session.begin():
             session.execute(delete(m.WebhookReceipt).where(_key(connection, delivery_id)))
+
+    def _insert(self, claim: dict[str, Any]) -> bool:
+        try:
+            return self._insert_once(claim)
+        except DBAPIError as err:
+            if not err.connection_invalidated:
+                raise
+            # The claim engine does not ping a connection before use: one the server dropped
+            # fails once, and the claim goes through a new one.
+            return self._insert_once(claim)
+
+    def _insert_once(self, claim: dict[str, Any]) -> bool:
+        # On an engine, not through a Session: this runs on every delivery.
+        with self._engine.begin() as conn:
+            return conn.execute(_CLAIM[conn.dialect.name], claim).first() is not None
 
 
 class RedisClaims:

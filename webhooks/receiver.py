@@ -30,6 +30,7 @@ from connector.errors import APIError, NotFound
 from connector.services.write_behind import WriteBehind
 from connector.storage import models as m
 from connector.storage.claim_files import ClaimFiles, ForeignFolder
+from connector.storage.db import make_claim_engine
 from webhooks.handlers import HANDLERS, Inbound, Outcome
 from webhooks.inbound import ReceiverConfig, receiver_config
 from webhooks.receipts import Answered, ClaimReceipts, DatabaseReceipts, RedisClaims, complete
@@ -185,6 +186,8 @@ def receipts_of(runtime) -> Receipts:
                 receipts = ClaimReceipts(runtime.sessions, claims)
             elif files is not None:
                 receipts = ClaimReceipts(runtime.sessions, files)
+            elif runtime.engine.dialect.name == "postgresql":
+                receipts = DatabaseReceipts(runtime.sessions, make_claim_engine(runtime.engine))
             else:
                 receipts = DatabaseReceipts(runtime.sessions)
         except ForeignFolder as err:

@@ -34,6 +34,31 @@ def make_engine(url: str) -> Engine:
     )
 
 
+#: How the claim engine's connections show in `pg_stat_activity`.
+CLAIM_APPLICATION_NAME = "coi-webhook-claims"
+
+
+def make_claim_engine(engine: Engine) -> Engine:
+    """A PostgreSQL engine for claims: single statements that other processes must see at once
+    but that need not wait for the disk (webhook delivery claims). Autocommit, so a claim is one
+    round trip; no ping before use (a connection the server dropped fails once and is replaced:
+    the caller tries again); `synchronous_commit` off for its sessions, so a commit does not wait
+    for its WAL flush. Other sessions see the row at commit as ever, and WAL is flushed in order,
+    so any later commit that waits (acting on the claim, the write-behind's batch) makes it
+    durable too. What that gives up: a server crash in the moment before the claim reaches the
+    disk (at most 3 x `wal_writer_delay`) forgets it (docs/webhooks.md)."""
+    return create_engine(
+        engine.url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=2,
+        max_overflow=8,
+        connect_args={
+            "options": "-c synchronous_commit=off",
+            "application_name": CLAIM_APPLICATION_NAME,
+        },
+    )
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
