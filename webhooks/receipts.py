@@ -40,10 +40,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import as_utc, utcnow
+from connector.config import Settings
 from connector.errors import APIError
 from connector.services.retention import RECEIPT_DAYS
 from connector.storage import models as m
-from connector.storage.claim_files import ClaimFiles
+from connector.storage.claim_files import ClaimFiles, ForeignFolder
+from connector.storage.db import make_claim_engine
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +103,6 @@ def _complete(dialect_insert) -> Any:
     )
 
 
-_COMPLETE = {"postgresql": _complete(postgresql.insert), "sqlite": _complete(sqlite.insert)}
-
-
 def _claim_row(dialect_insert) -> Any:
     stmt = dialect_insert(m.WebhookReceipt.__table__)
     return stmt.on_conflict_do_nothing(index_elements=["connection", "delivery_id"]).returning(
@@ -111,8 +110,13 @@ def _claim_row(dialect_insert) -> Any:
     )
 
 
+def _per_dialect(build) -> dict[str, Any]:
+    return {"postgresql": build(postgresql.insert), "sqlite": build(sqlite.insert)}
+
+
+_COMPLETE = _per_dialect(_complete)
 #: One statement: the claim's row, or no row back when the delivery was claimed before.
-_CLAIM = {"postgresql": _claim_row(postgresql.insert), "sqlite": _claim_row(sqlite.insert)}
+_CLAIM = _per_dialect(_claim_row)
 
 
 class DatabaseReceipts:
@@ -306,6 +310,30 @@ class ClaimReceipts:
             (_claim_key(connection, delivery_id), as_utc(received_at).timestamp())
             for connection, delivery_id, received_at in rows
         )
+
+
+Receipts = DatabaseReceipts | ClaimReceipts
+
+
+def receipts_for(settings: Settings, engine: Engine, sessions: sessionmaker[Session]) -> Receipts:
+    """The receipt store of a deployment: Redis when configured, else claim files for a SQLite
+    database file, else rows (through claim connections of their own on PostgreSQL). A claims
+    folder others can write to: 503 `not_configured`, the reason in the log."""
+    try:
+        if settings.redis_url:
+            claims = RedisClaims.from_url(settings.redis_url, settings.database_url)
+            return ClaimReceipts(sessions, claims)
+        files = ClaimFiles.for_database(engine.url, settings.claims_dir)
+        if files is not None:
+            return ClaimReceipts(sessions, files)
+    except ForeignFolder as err:
+        log.error("webhook claims: %s; set COI_CLAIMS_DIR to a folder of its own", err)
+        raise APIError(
+            503, "not_configured", "the webhook claim store is not usable; see the log"
+        ) from None
+    if engine.dialect.name == "postgresql":
+        return DatabaseReceipts(sessions, make_claim_engine(engine))
+    return DatabaseReceipts(sessions)
 
 
 def _claim_key(connection: str, delivery_id: str) -> str:

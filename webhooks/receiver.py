@@ -29,11 +29,9 @@ from connector.clock import utcnow
 from connector.errors import APIError, NotFound
 from connector.services.write_behind import WriteBehind
 from connector.storage import models as m
-from connector.storage.claim_files import ClaimFiles, ForeignFolder
-from connector.storage.db import make_claim_engine
 from webhooks.handlers import HANDLERS, Inbound, Outcome
 from webhooks.inbound import ReceiverConfig, receiver_config
-from webhooks.receipts import Answered, ClaimReceipts, DatabaseReceipts, RedisClaims, complete
+from webhooks.receipts import Answered, Receipts, complete, receipts_for
 from webhooks.signatures import (
     SignatureError,
     body_digest,
@@ -111,9 +109,6 @@ def receive(connection: str, event: str):
     return response
 
 
-Receipts = DatabaseReceipts | ClaimReceipts
-
-
 def once(
     receipts: Receipts,
     sessions: sessionmaker[Session],
@@ -174,28 +169,13 @@ def once(
 
 
 def receipts_of(runtime) -> Receipts:
-    """The app's receipt store: Redis when configured, else claim files for a SQLite database
-    file, else the database."""
+    """The app's receipt store (`webhooks.receipts.receipts_for`), made on first use in each
+    process (gunicorn forks its workers after the app is made)."""
     app = current_app._get_current_object()
     if "coi_receipts" not in app.extensions:
-        settings = runtime.settings
-        files = ClaimFiles.for_database(runtime.engine.url, settings.claims_dir)
-        try:
-            if settings.redis_url:
-                claims = RedisClaims.from_url(settings.redis_url, settings.database_url)
-                receipts = ClaimReceipts(runtime.sessions, claims)
-            elif files is not None:
-                receipts = ClaimReceipts(runtime.sessions, files)
-            elif runtime.engine.dialect.name == "postgresql":
-                receipts = DatabaseReceipts(runtime.sessions, make_claim_engine(runtime.engine))
-            else:
-                receipts = DatabaseReceipts(runtime.sessions)
-        except ForeignFolder as err:
-            log.error("webhook claims: %s; set COI_CLAIMS_DIR to a folder of its own", err)
-            raise APIError(
-                503, "not_configured", "the webhook claim store is not usable; see the log"
-            ) from None
-        app.extensions["coi_receipts"] = receipts
+        app.extensions["coi_receipts"] = receipts_for(
+            runtime.settings, runtime.engine, runtime.sessions
+        )
     return app.extensions["coi_receipts"]
 
 
