@@ -22,7 +22,7 @@ def prepare_database(url: str | None, stack: ExitStack, prefix: str) -> str:
         stack.callback(shutil.rmtree, folder, ignore_errors=True)
         url = f"sqlite:///{folder}/coi.db"
         # Run first (last in, first out), while the database file that names them is there.
-        stack.callback(_drop_claims, url)
+        stack.callback(ClaimFiles.remove_for, url)
         return url
     parsed = make_url(url)
     if not parsed.get_backend_name().startswith("postgresql"):
@@ -45,13 +45,6 @@ def prepare_database(url: str | None, stack: ExitStack, prefix: str) -> str:
     if not exists:
         stack.callback(_drop_database, parsed, name)
     return url
-
-
-def _drop_claims(url: str) -> None:
-    """The webhook claims the server kept for the throwaway database (in /dev/shm, by default)."""
-    files = ClaimFiles.for_database(url)
-    if files is not None:
-        shutil.rmtree(files.folder, ignore_errors=True)
 
 
 def _drop_database(parsed, name: str) -> None:

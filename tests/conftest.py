@@ -8,7 +8,6 @@ after each test, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -61,7 +60,7 @@ def engine(database_url):
     engine = make_engine(database_url)
     upgrade(engine)
     yield engine
-    drop_claims(engine)
+    ClaimFiles.remove_for(engine.url)
     engine.dispose()
 
 
@@ -82,14 +81,7 @@ def empty_tables(engine) -> None:
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(text(f"DELETE FROM {table.name}"))
-    drop_claims(engine)
-
-
-def drop_claims(engine) -> None:
-    """The webhook claims of a SQLite file stand for its receipt rows: they go with them."""
-    files = ClaimFiles.for_database(engine.url)
-    if files is not None:
-        shutil.rmtree(files.folder, ignore_errors=True)
+    ClaimFiles.remove_for(engine.url)  # the claims stand for the receipt rows: they go too
 
 
 @pytest.fixture

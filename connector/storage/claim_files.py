@@ -65,6 +65,14 @@ class ClaimFiles:
             return cls(path + "-claims")
         return cls(os.path.join(root, "coi-claims-" + _digest(path)[:24]))
 
+    @classmethod
+    def remove_for(cls, url: str | URL, root: str | None = None) -> None:
+        """Remove a database's claims folder, if it has one (with a throwaway database, or after
+        replacing the database file: the next claim rebuilds it from the records)."""
+        files = cls.for_database(url, root)
+        if files is not None:
+            shutil.rmtree(files.folder, ignore_errors=True)
+
     def exists(self) -> bool:
         """Whether the folder is there; `ForeignFolder` when it is there but not this user's
         alone (in a shared place such as `/dev/shm`, anyone may have made it first)."""
