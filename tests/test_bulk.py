@@ -1,17 +1,19 @@
-"""`insert_rows` (COPY on PostgreSQL) stores exactly what `insert()` stores, on both databases."""
+"""`insert_rows` (COPY on PostgreSQL, the driver's executemany on SQLite) stores exactly what
+`insert()` stores, and `update_rows` what the ORM's bulk update stores, on both databases."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from connector.storage import models as m
-from connector.storage.bulk import insert_rows
+from connector.storage.bulk import insert_rows, update_rows
 from connector.storage.snapshots import Snapshots
 
 # What a text column can hold on both databases (PostgreSQL refuses NUL; lone surrogates cannot
@@ -124,3 +126,44 @@ def test_a_bulk_write_through_a_session_is_seen_by_the_snapshots(app, sessions, 
     with session, session.begin():
         insert_rows(session, m.Connection.__table__, [{"name": "bulk", "kind": "csv"}])
     assert cache.get("names", ("connections",), connection_names) == ["bulk"]
+
+
+VENDOR_CHANGES = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": TEXT.filter(bool),
+        "email": st.none() | TEXT,
+        "active": st.booleans(),
+        "status": st.none() | st.sampled_from(["compliant", "non_compliant"]),
+        "score": st.none() | st.integers(0, 100),
+        "expires_on": st.none() | st.dates(date(2000, 1, 1), date(2100, 1, 1)),
+    },
+).filter(bool)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=st.lists(VENDOR_CHANGES, min_size=1, max_size=4))
+def test_updates_are_stored_as_the_orm_bulk_update_stores_them(engine, changes):
+    # Rows that change different columns go in the same call, as a sync page's do.
+    table = m.Vendor.__table__
+    with Session(engine) as session, session.begin() as transaction:
+        ids = session.scalars(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [{"name": "before"}] * (2 * len(changes)),
+        ).all()
+        orm_ids, bulk_ids = ids[: len(changes)], ids[len(changes) :]
+        session.execute(
+            update(m.Vendor), [{"id": i, **c} for i, c in zip(orm_ids, changes, strict=True)]
+        )
+        update_rows(
+            session, table, [{"id": i, **c} for i, c in zip(bulk_ids, changes, strict=True)]
+        )
+        columns = [c for c in table.columns if c.name not in ("id", "created_at")]
+
+        def stored(chosen):
+            query = select(*columns).where(table.c.id.in_(chosen)).order_by(table.c.id)
+            return [tuple(row) for row in session.execute(query)]
+
+        orm, bulk = stored(orm_ids), stored(bulk_ids)
+        transaction.rollback()
+    assert bulk == orm

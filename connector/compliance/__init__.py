@@ -23,6 +23,7 @@ from connector.compliance.model import (
 )
 from connector.compliance.ratings import AM_BEST_ORDER, rating_at_least, rating_rank
 from connector.compliance.selection import (
+    admitting,
     current_versions,
     select_requirement_set,
     sets_for_vendor,
@@ -45,6 +46,7 @@ __all__ = [
     "RequirementSet",
     "Result",
     "Waiver",
+    "admitting",
     "current_versions",
     "evaluate",
     "holder_matches",

@@ -75,11 +75,25 @@ def sets_for_vendor(
     """Every current set that could apply to some work of this vendor: its `applies_to` admits
     one of the vendor's work types, one of its regions and its risk tier (`min_amount` is
     ignored: any amount may come). Highest priority first, then key ascending."""
+    return admitting(
+        current_versions(sets, on), work_types=work_types, regions=regions, risk_tier=risk_tier
+    )
+
+
+def admitting(
+    current: Iterable[RequirementSet],
+    *,
+    work_types: Iterable[str],
+    regions: Iterable[str],
+    risk_tier: str | None,
+) -> list[RequirementSet]:
+    """`sets_for_vendor` among sets already known to be the current versions (a recompute of
+    many vendors picks those once)."""
     types = frozenset(work_types)
     places = frozenset(regions)
     found = [
         rs
-        for rs in current_versions(sets, on)
+        for rs in current
         if _admits_any(rs.applies_to.work_types, types)
         and _admits_any(rs.applies_to.regions, places)
         and _admits(rs.applies_to.risk_tiers, risk_tier)

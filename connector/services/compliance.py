@@ -10,15 +10,16 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from connector.clock import utcnow
 from connector.compliance import (
+    admitting,
     current_versions,
     evaluate,
     sets_for_vendor,
@@ -29,7 +30,7 @@ from connector.services import events
 from connector.services.outbox import Stager
 from connector.services.requirements import load_sets
 from connector.storage import models as m
-from connector.storage.bulk import insert_rows
+from connector.storage.bulk import insert_rows, update_rows
 from connector.storage.db import in_values
 
 BATCH = 500
@@ -123,11 +124,11 @@ def recompute(session: Session, vendor_ids: Iterable[int], today: date) -> int:
 
     Runs inside the caller's transaction. Returns how many vendors it evaluated.
     """
-    sets = load_sets(session)
+    current = current_versions(load_sets(session), today)
     stager = Stager(session)
     emitter = events.Emitter(session)
     ids = sorted(set(vendor_ids))
-    nothing_on_file: dict[tuple[str, int], Result] = {}
+    nothing_on_file: dict[tuple[str, int], _Evaluated] = {}
     applicable: dict[tuple[Any, ...], list[RequirementSet]] = {}
     inserts = _Inserts()
     done = 0
@@ -146,11 +147,10 @@ def recompute(session: Session, vendor_ids: Iterable[int], today: date) -> int:
         for vendor in vendors:
             evaluated = [
                 (s, _evaluate(inputs[vendor.id], s, today, nothing_on_file))
-                for s in _applicable(sets, vendor, today, applicable)
+                for s in _applicable(current, vendor, applicable)
             ]
             before = events.headline_state(vendor.status, vendor.score, vendor.expires_on)
-            overall = _store(session, vendor, evaluated, stored, inserts)
-            body = overall.to_dict() if overall else None
+            body = _store(session, vendor, evaluated, stored, inserts)
             stager.stage(vendor, body)
             events.compliance_changed(emitter, vendor, before, body)
             done += 1
@@ -215,7 +215,7 @@ def _write_headlines(
     ]
     if not changed:
         return
-    session.execute(update(m.Vendor), changed)
+    update_rows(session, m.Vendor.__table__, changed)
     for values in changed:
         loaded = session.identity_map.get(identity_key(m.Vendor, values["id"]))
         if loaded is not None:
@@ -239,55 +239,64 @@ class _Inserts:
 
 
 def _applicable(
-    sets: list[RequirementSet],
+    current: list[RequirementSet],
     vendor: _VendorRow,
-    today: date,
     seen: dict[tuple[Any, ...], list[RequirementSet]],
 ) -> list[RequirementSet]:
-    """`applicable_sets`, chosen once per combination of work types, regions and risk tier."""
-    key = (
-        tuple(w.work_type for w in vendor.work_types),
-        tuple(r.region for r in vendor.regions),
-        vendor.risk_tier,
-    )
+    """`applicable_sets` among the `current` versions, chosen once per combination of work
+    types, regions and risk tier."""
+    work_types = [w.work_type for w in vendor.work_types]
+    regions = [r.region for r in vendor.regions]
+    key = (*work_types, None, *regions, None, vendor.risk_tier)
     found = seen.get(key)
     if found is None:
-        found = seen[key] = applicable_sets(sets, vendor, today)
+        found = seen[key] = admitting(
+            current, work_types=work_types, regions=regions, risk_tier=vendor.risk_tier
+        )
     return found
+
+
+class _Evaluated(NamedTuple):
+    """A result with its stored body (`Result.to_dict()`), made once. Vendors that share a
+    result share this too: nothing downstream changes a body."""
+
+    result: Result
+    body: dict[str, Any]
 
 
 def _evaluate(
     inputs: VendorInputs,
     requirement_set: RequirementSet,
     today: date,
-    nothing_on_file: dict[tuple[str, int], Result],
-) -> Result:
+    nothing_on_file: dict[tuple[str, int], _Evaluated],
+) -> _Evaluated:
     """`evaluate_vendor` as of `today`. Vendors with no policy and no waiver (every vendor a
     first sync brings in) all get the same result from the pure engine: evaluated once per set
     and kept in `nothing_on_file`."""
-    if inputs.policies or inputs.waivers:
-        return evaluate_vendor(inputs, requirement_set, today)
+    shared = not (inputs.policies or inputs.waivers)
     key = (requirement_set.key, requirement_set.version)
-    result = nothing_on_file.get(key)
-    if result is None:
-        result = nothing_on_file[key] = evaluate_vendor(inputs, requirement_set, today)
-    return result
+    if shared and key in nothing_on_file:
+        return nothing_on_file[key]
+    result = evaluate_vendor(inputs, requirement_set, today)
+    made = _Evaluated(result, result.to_dict())
+    if shared:
+        nothing_on_file[key] = made
+    return made
 
 
 def _store(
     session: Session,
     vendor: _VendorRow,
-    evaluated: list[tuple[RequirementSet, Result]],
+    evaluated: list[tuple[RequirementSet, _Evaluated]],
     stored: dict[tuple[int, str], m.ComplianceResult],
     inserts: _Inserts,
-) -> Result | None:
+) -> dict[str, Any] | None:
     """Store the results (new rows through `inserts`), drop those of sets that no longer
-    apply, update the vendor's headline; returns the headline result."""
+    apply, update the vendor's headline; returns the headline result's body."""
     now = utcnow()
     keep = set()
-    for requirement_set, result in evaluated:
+    for requirement_set, (result, body) in evaluated:
         keep.add(result.requirement_set)
-        body = result.to_dict()
         row = stored.get((vendor.id, result.requirement_set))
         if row is None:
             inserts.results.append(
@@ -328,10 +337,10 @@ def _store(
             )
         )
     overall = headline(evaluated)
-    vendor.status = overall.status if overall else None
-    vendor.score = overall.score if overall else None
-    vendor.expires_on = overall.expires_on if overall else None
-    return overall
+    vendor.status = overall.result.status if overall else None
+    vendor.score = overall.result.score if overall else None
+    vendor.expires_on = overall.result.expires_on if overall else None
+    return overall.body if overall else None
 
 
 def _history_row(vendor_id: int, result: Result, body: dict[str, Any], now) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ from connector.schemas import vendor_create_schema
 from connector.services import audit, connections
 from connector.services.vendors import SCALAR_FIELDS, tag_values
 from connector.storage import models as m
-from connector.storage.bulk import insert_rows
+from connector.storage.bulk import insert_rows, update_rows
 from connector.storage.db import in_values
 from mappings import CompiledMapping
 
@@ -402,7 +402,7 @@ class _PageVendors:
                 vendor.id = vendor_id
         changed = [{"id": v.id, **changes} for v in self.by_id.values() if (changes := v.changes())]
         if changed:
-            session.execute(update(m.Vendor), changed)
+            update_rows(session, m.Vendor.__table__, changed)
         vendors = [*self.by_id.values(), *self.created]
         _replace_tags(session, m.VendorWorkType, "work_type", vendors, "work_types")
         _replace_tags(session, m.VendorRegion, "region", vendors, "regions")
@@ -550,7 +550,7 @@ def _write_bindings(
         if b.synced and b.id is not None
     ]
     if synced:
-        session.execute(update(m.Binding), synced)
+        update_rows(session, m.Binding.__table__, synced)
     if made:
         insert_rows(
             session,

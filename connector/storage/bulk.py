@@ -5,18 +5,23 @@ outbox rows; a sync page's bindings, trades and regions) insert many rows that n
 back in the same statement. On PostgreSQL an executemany is one Bind/Execute round of the
 extended protocol per row, each row's parameters adapted in Python by the driver; `COPY ...
 FROM STDIN` streams the rows in one command, which costs the driver and the server a fraction
-of that. The rows stored are the same either way:
+of that. On SQLite the rows go to the driver's own `executemany` as tuples, each value passed
+through its column type's bind processor once: SQLAlchemy's executemany of an `insert()` built
+the same values but spent as long again per row on its own bookkeeping (a quarter of a sync
+page's time). The rows stored are the same every way:
 the columns a row leaves out get the model's Python-side defaults (as `insert()` would give
-them) or, failing that, the server's; JSON columns are written as SQLAlchemy's `JSON` writes
-them, with `jsontext` (`None` as JSON `null` unless the column says `none_as_null`).
+them) or, failing that, the server's; values are converted as SQLAlchemy converts them (JSON
+with `jsontext`, `None` as JSON `null` unless the column says `none_as_null`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -35,9 +40,6 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[dict[
         connection = target.connection()
     else:
         connection = target
-    if connection.dialect.name != "postgresql":
-        connection.execute(insert(table), list(rows))
-        return
     given = list(rows[0])
     defaults = {
         column.name: column.default
@@ -45,17 +47,33 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[dict[
         if column.name not in given and column.default is not None
     }
     names = [*given, *defaults]
-    writers = [_writer(table.c[name].type) for name in names]
     quote = connection.dialect.identifier_preparer.quote
-    statement = f"COPY {quote(table.name)} ({', '.join(map(quote, names))}) FROM STDIN"
+    columns = ", ".join(map(quote, names))
+    pick = itemgetter(*given) if len(given) > 1 else lambda row: (row[given[0]],)
+
+    def values(writers: list) -> Iterator[tuple[Any, ...]]:
+        convert = [(i, write) for i, write in enumerate(writers) if write is not None]
+        for row in rows:
+            out = [*pick(row), *(_default(default) for default in defaults.values())]
+            for i, write in convert:
+                out[i] = write(out[i])
+            yield tuple(out)
+
+    if connection.dialect.name != "postgresql":  # SQLite, the other database we run on
+        writers = [_bind(table.c[name].type, connection.dialect) for name in names]
+        marks = ", ".join("?" * len(names))
+        connection.exec_driver_sql(
+            f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})",
+            list(values(writers)),
+        )
+        return
+    statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
     dbapi_error = connection.dialect.loaded_dbapi.Error
     cursor = connection.connection.cursor()
     try:
         with cursor.copy(statement) as copy:
-            for row in rows:
-                values = [row[name] for name in given]
-                values += [_default(default) for default in defaults.values()]
-                copy.write_row([write(v) for write, v in zip(writers, values, strict=True)])
+            for row in values([_writer(table.c[name].type) for name in names]):
+                copy.write_row(row)
     except dbapi_error as err:
         # As SQLAlchemy would raise it (IntegrityError, OperationalError, ...): callers tell a
         # refused row from a database that is away by those classes.
@@ -66,16 +84,65 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[dict[
         cursor.close()
 
 
-def _writer(column_type):
+def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Update rows of `table` by primary key: each of `rows` holds the row's `id` and the
+    values it gets. One `UPDATE` per set of columns given, sent by the driver's executemany
+    with values converted as SQLAlchemy converts them: the ORM's bulk update by primary key sent
+    the same statements and spent as long again per row on its own bookkeeping. Like
+    `insert_rows` through a session, the write counts for the snapshots; objects of the session
+    are not refreshed (the caller does that where it keeps any)."""
+    if not rows:
+        return
+    snapshots.note_write(session, table.name)
+    connection = session.connection()
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_columns[tuple(name for name in row if name != "id")].append(row)
+    for names, group in by_columns.items():
+        writers = [_bind(table.c[name].type, dialect) for name in names]
+        pick = itemgetter(*names, "id")
+        params = []
+        for row in group:
+            out = list(pick(row))
+            for i, write in enumerate(writers):
+                if write is not None:
+                    out[i] = write(out[i])
+            params.append(tuple(out))
+        assignments = ", ".join(f"{quote(name)} = {mark}" for name in names)
+        connection.exec_driver_sql(
+            f"UPDATE {quote(table.name)} SET {assignments} WHERE id = {mark}", params
+        )
+
+
+def _writer(column_type) -> Callable[[Any], Any] | None:
+    """COPY's conversion of a value of this type (None: as it is)."""
     if isinstance(column_type, JSON):
         if column_type.none_as_null:
             return lambda value: None if value is None else jsontext.dumps(value)
         return jsontext.dumps
-    return _as_is
+    return None
 
 
-def _as_is(value: Any) -> Any:
-    return value
+def _bind(column_type, dialect) -> Callable[[Any], Any] | None:
+    """SQLAlchemy's conversion of a value of this type for `dialect` (None: as it is). Dates
+    and times repeat within a batch (a recompute's `computed_at`, a sync's `last_synced_at`):
+    each is converted once."""
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None or isinstance(column_type, JSON):
+        return process
+    seen: dict[Any, Any] = {}
+
+    def convert(value: Any) -> Any:
+        try:
+            return seen[value]
+        except KeyError:
+            converted = seen[value] = process(value)
+            return converted
+
+    return convert
 
 
 def _default(default) -> Any:
