@@ -58,42 +58,50 @@ class Jobs:
 
             recompute(session, ids, today())
             return
-        pending = session.info.get("coi_recompute")
-        if pending is None:
-            pending = session.info["coi_recompute"] = set()
-            event.listen(session, "after_commit", self._enqueue_pending, once=True)
-            event.listen(session, "after_rollback", _forget_pending, once=True)
-        pending.update(ids)
-
-    def _enqueue_pending(self, session: Session) -> None:
-        ids = sorted(session.info.pop("coi_recompute", ()))
-        for start in range(0, len(ids), 1000):
-            self.queue().enqueue(
-                recompute_job, ids[start : start + 1000], retry=RETRY, job_timeout=600
-            )
+        self._listen(session)
+        session.info.setdefault(_RECOMPUTE, set()).update(ids)
 
     def deliver_webhooks_after_commit(self, session: Session) -> None:
         """Queued: enqueue a delivery run once this transaction (which emitted outbound
         events) has committed. Inline: nothing; `coi webhooks deliver` sends them."""
-        if not self.queued or session.info.get("coi_webhooks"):
+        if not self.queued:
             return
-        session.info["coi_webhooks"] = True
-        event.listen(session, "after_commit", self._enqueue_delivery, once=True)
-        event.listen(session, "after_rollback", _forget_webhooks, once=True)
+        self._listen(session)
+        session.info[_WEBHOOKS] = True
 
-    def _enqueue_delivery(self, session: Session) -> None:
-        if session.info.pop("coi_webhooks", False):
+    def _listen(self, session: Session) -> None:
+        """Have the work this session's transactions leave queued after each commit. Listeners
+        stay for the session's life: it may commit many times (a sync commits every page), and
+        SQLAlchemy registers a function once per session, so a `once` listener spent on the
+        first commit could not be registered again for the next."""
+        if session.info.get(_LISTENING):
+            return
+        session.info[_LISTENING] = True
+        event.listen(session, "after_commit", self._after_commit)
+        event.listen(session, "after_rollback", _after_rollback)
+
+    def _after_commit(self, session: Session) -> None:
+        ids = sorted(session.info.pop(_RECOMPUTE, ()))
+        for start in range(0, len(ids), 1000):
+            self.queue().enqueue(
+                recompute_job, ids[start : start + 1000], retry=RETRY, job_timeout=600
+            )
+        if session.info.pop(_WEBHOOKS, False):
             queue = self.queue()
             job_id = _job_id("webhooks-deliver", queue.name)
             _enqueue_once(queue, job_id, deliver_webhooks_job, again_if_running=True)
 
 
-def _forget_pending(session: Session) -> None:
-    session.info.pop("coi_recompute", None)
+#: `Session.info` keys: vendors to recompute and whether events await delivery, once the
+#: current transaction commits; and whether the session's listeners are in place.
+_RECOMPUTE = "coi_recompute"
+_WEBHOOKS = "coi_webhooks"
+_LISTENING = "coi_jobs_listening"
 
 
-def _forget_webhooks(session: Session) -> None:
-    session.info.pop("coi_webhooks", None)
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_RECOMPUTE, None)
+    session.info.pop(_WEBHOOKS, None)
 
 
 @cache

@@ -59,6 +59,37 @@ def test_a_rejected_write_enqueues_nothing(queued):
     assert (response.status_code, queue.count) == (404, 0)
 
 
+def test_each_commit_of_one_session_queues_its_own_recomputes(queued):
+    # A sync commits page after page on one session: every page's vendors must be queued.
+    api, queue = queued
+    jobs = runtime(api.client.application).jobs
+    session = jobs.sessions()
+    with session:
+        for vendor_ids in ([1, 2], [3], [4]):
+            with session.begin():
+                jobs.recompute(session, vendor_ids)
+        with session.begin():
+            jobs.recompute(session, [5])
+            session.rollback()
+
+    assert [job.args for job in queue.get_jobs()] == [([1, 2],), ([3],), ([4],)]
+
+
+def test_each_commit_that_emits_events_queues_their_delivery(queued):
+    api, queue = queued
+    jobs = runtime(api.client.application).jobs
+    session = jobs.sessions()
+    queued_after = []
+    with session:
+        for _ in range(2):
+            with session.begin():
+                jobs.deliver_webhooks_after_commit(session)
+            queued_after.append([job.func_name for job in queue.get_jobs()])
+            queue.empty()
+
+    assert queued_after == [["connector.jobs.deliver_webhooks_job"]] * 2
+
+
 def test_nightly_job_re_evaluates_every_vendor_as_of_today(queued, sessions):
     api, _queue = queued
     api.put("/api/v1/requirement-sets/standard", STANDARD_SET)

@@ -103,6 +103,20 @@ def test_sync_requested_over_the_api_runs_on_a_worker_and_pushes(queued_app, run
     assert {running_bc.vendor(n)["Blocked"] for n in numbers} == {"Payment"}
 
 
+def test_every_page_of_a_queued_sync_is_evaluated_and_pushed(queued_app, running_bc):
+    # Each page commits on its own; each commit must queue the recompute of its vendors.
+    app, api, queue = queued_app
+    numbers = running_bc.seed_vendors(120)  # three pages of 50
+
+    api.post("/api/v1/connections/erp/sync", {"object": "Vendor", "full": True})
+    work(queue)
+
+    with runtime(app).sessions() as session:
+        statuses = session.scalars(select(m.Vendor.status)).all()
+    assert statuses == ["non_compliant"] * 120
+    assert {running_bc.vendor(n)["Blocked"] for n in numbers} == {"Payment"}
+
+
 def test_schedule_enqueues_due_syncs_once(queued_app, running_bc):
     app, _api, queue = queued_app
     running_bc.seed_vendors(3)
