@@ -13,7 +13,7 @@ from sqlalchemy import select
 from connector.clock import today
 from connector.config import Settings
 from connector.errors import APIError
-from connector.jobs import Jobs
+from connector.jobs import Jobs, preload
 from connector.services.context import Context
 from connector.storage.db import make_engine, make_sessionmaker, upgrade, upgrade_if_empty
 
@@ -66,6 +66,7 @@ def worker(burst: bool) -> None:
     if settings.redis_url is None:
         raise click.UsageError("COI_REDIS_URL is not set: without Redis, jobs run inline")
     jobs = Jobs(settings, make_sessionmaker(make_engine(settings.database_url)))
+    preload()
     queue = jobs.queue()
     Worker([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
 

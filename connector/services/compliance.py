@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import delete, select
@@ -144,13 +144,14 @@ def recompute(session: Session, vendor_ids: Iterable[int], today: date) -> int:
                 select(m.ComplianceResult).where(in_values(m.ComplianceResult.vendor_id, chunk))
             )
         }
+        now = utcnow()  # one instant per batch: its rows were computed together
         for vendor in vendors:
             evaluated = [
                 (s, _evaluate(inputs[vendor.id], s, today, nothing_on_file))
                 for s in _applicable(current, vendor, applicable)
             ]
             before = events.headline_state(vendor.status, vendor.score, vendor.expires_on)
-            body = _store(session, vendor, evaluated, stored, inserts)
+            body = _store(session, vendor, evaluated, stored, inserts, now)
             stager.stage(vendor, body)
             events.compliance_changed(emitter, vendor, before, body)
             done += 1
@@ -290,10 +291,10 @@ def _store(
     evaluated: list[tuple[RequirementSet, _Evaluated]],
     stored: dict[tuple[int, str], m.ComplianceResult],
     inserts: _Inserts,
+    now: datetime,
 ) -> dict[str, Any] | None:
-    """Store the results (new rows through `inserts`), drop those of sets that no longer
-    apply, update the vendor's headline; returns the headline result's body."""
-    now = utcnow()
+    """Store the results computed at `now` (new rows through `inserts`), drop those of sets
+    that no longer apply, update the vendor's headline; returns the headline result's body."""
     keep = set()
     for requirement_set, (result, body) in evaluated:
         keep.add(result.requirement_set)
@@ -343,7 +344,9 @@ def _store(
     return overall.body if overall else None
 
 
-def _history_row(vendor_id: int, result: Result, body: dict[str, Any], now) -> dict[str, Any]:
+def _history_row(
+    vendor_id: int, result: Result, body: dict[str, Any], now: datetime
+) -> dict[str, Any]:
     return {
         "vendor_id": vendor_id,
         "requirement_set": result.requirement_set,

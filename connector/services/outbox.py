@@ -54,12 +54,17 @@ class Stager:
                     self.pushing[(connection.name, cfg["remote"])] = (mapping, block)
         #: The outbox entries `prefetch` looked up, by remote record (None: it has none).
         self._entries: dict[tuple[str, str, str], m.OutboxEntry | None] = {}
-        #: New entries of prefetched records, inserted together by `write`.
+        #: New entries of prefetched records, inserted together by `write`, made at `_now`.
         self._new: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._now = utcnow()
+        #: Per pushed object, the last headline staged and its fields: vendors that share a
+        #: headline body (a recompute shares one among vendors with nothing on file) share them.
+        self._last: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def prefetch(self, vendors: Iterable[m.Vendor]) -> None:
         """Look up the outbox entries of these vendors' pushed records at once, so that staging
         them makes no query per record."""
+        self._now = utcnow()
         wanted: dict[tuple[str, str], set[str]] = {}
         for vendor in vendors:
             for b in vendor.bindings:
@@ -84,12 +89,10 @@ class Stager:
         if not self.pushing or headline is None:
             return
         for binding in vendor.bindings:
-            target = self.pushing.get((binding.system, binding.object))
-            if target is None:
+            pushed = (binding.system, binding.object)
+            if pushed not in self.pushing:
                 continue
-            mapping, block = target
-            outcome = mapping.apply(compliance_record(headline, block_payments=block))
-            fields = jsonable(outcome.values)
+            fields = self._fields(pushed, headline)
             acknowledged = binding.pushed_values or {}
             changed = {k: v for k, v in fields.items() if acknowledged.get(k, _MISSING) != v}
             key = (binding.system, binding.object, binding.external_id)
@@ -100,9 +103,19 @@ class Stager:
                     self.session, self._entries[key], *key, changed, vendor_id=vendor.id
                 )
             elif changed:
-                self._new[key] = _new_entry(*key, changed, vendor.id, utcnow())
+                self._new[key] = _new_entry(*key, changed, vendor.id, self._now)
             else:
                 self._new.pop(key, None)
+
+    def _fields(self, pushed: tuple[str, str], headline: dict[str, Any]) -> dict[str, Any]:
+        """The remote fields the outbound mapping makes of `headline` for this object."""
+        last = self._last.get(pushed)
+        if last is not None and last[0] is headline:
+            return last[1]
+        mapping, block = self.pushing[pushed]
+        fields = jsonable(mapping.apply(compliance_record(headline, block_payments=block)).values)
+        self._last[pushed] = (headline, fields)
+        return fields
 
     def write(self) -> None:
         """Insert the new entries staged since the last `write` (one statement, no objects)."""
