@@ -28,6 +28,12 @@ the seed marks inactive; `--raw-seed` keeps the seed as it is). In this process:
 7. **nothing changed + push 3** -- the daily recompute of every vendor (what
    `recompute_all_job` does) with nothing changed, then `deliver()`, which must make no call.
 
+With `--redis-url` the sync in runs as it does where `COI_REDIS_URL` is set: each page's
+recompute is queued when the page commits and done by a real `coi worker` (a process of its own,
+started before the baseline, on a queue of this run's own), so the sync in is timed until its
+vendors are stored, and a second figure until every vendor has a stored result. The later phases
+run inline as above.
+
 Peak RSS is this (the connector's) process only: per phase, the kernel's high-water mark
 (`VmHWM`, reset through `/proc/self/clear_refs` at the start of the phase where the kernel allows
 it) and a 10 ms sampler of `VmRSS`, whichever is higher; the whole-run peak is
@@ -43,7 +49,7 @@ changed scores <= 500 API calls, push with nothing changed 0 calls. Figures only
 only talks to 127.0.0.1.
 
 Run: `.venv/bin/python bench/sync.py [--vendors N] [--page-size N] [--database-url URL]
-[--sync-budget S] [--echo-sync] [--raw-seed] [--remote-latency-ms MS]`.
+[--sync-budget S] [--echo-sync] [--raw-seed] [--remote-latency-ms MS] [--redis-url URL]`.
 `--remote-latency-ms` makes the stand-in wait that long before each answer while the baseline
 and the sync in are measured (a remote that takes time to serve a page; pushes run without it):
 it shows how far the sync keeps up with a slower remote. The target is judged without it.
@@ -198,11 +204,11 @@ def _machine_busy() -> float:
     return (sum(values[:8]) - idle) / _TICK
 
 
-def _process_cpu(pid: int) -> float:
+def _process_cpu(pid: int, children: bool = False) -> float:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICK
+        return sum(int(f) for f in fields[11 : 15 if children else 13]) / _TICK
     except (OSError, ValueError, IndexError):
         return 0.0
 
@@ -322,6 +328,60 @@ class Peer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class QueuedWork:
+    """A `coi worker` of its own on a queue of its own, for the sync in's queued recomputes;
+    `jobs` queues there, on sessions of its own (the inline phases keep theirs)."""
+
+    def __init__(self, url: str, redis_url: str, engine, stack: ExitStack) -> None:
+        name = f"coi-bench-sync-{os.getpid()}"
+        self.sessions = make_sessionmaker(engine)
+        self.jobs = Jobs(
+            Settings(database_url=url, redis_url=redis_url, queue_name=name), self.sessions
+        )
+        env = {**os.environ, "COI_DATABASE_URL": url, "COI_REDIS_URL": redis_url, "COI_QUEUE": name}
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("coi")), "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stack.callback(self.stop)
+
+    def cpu(self) -> float:
+        """CPU seconds of the worker and of the work horses it has forked and reaped."""
+        return _process_cpu(self.proc.pid, children=True)
+
+    def wait_evaluated(self, sessions, budget: float) -> float:
+        """Seconds until every active vendor has a stored result."""
+        started = time.perf_counter()
+        v, r = m.Vendor.__table__, m.ComplianceResult.__table__
+        waiting = (
+            select(func.count())
+            .select_from(v)
+            .where(v.c.active, ~select(r.c.vendor_id).where(r.c.vendor_id == v.c.id).exists())
+        )
+        while True:
+            with sessions() as session:
+                if not session.scalar(waiting):
+                    return time.perf_counter() - started
+            if self.proc.poll() is not None:
+                raise SystemExit("the coi worker stopped before every vendor was evaluated")
+            if time.perf_counter() - started > budget:
+                raise SystemExit(f"vendors still unevaluated after {budget:.0f} s")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.jobs.queue().delete(delete_jobs=True)
 
 
 def serve_peer(accounts: int, page_size: int, raw_seed: bool) -> None:
@@ -609,6 +669,12 @@ def main() -> None:
         help="the stand-in waits this long before each answer of the sync-in phase (baseline "
         "and sync alike), as a remote org that takes time to serve a page (default 0)",
     )
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="queue the sync in's recomputes on this Redis for a coi worker of the run's own, "
+        "as with COI_REDIS_URL (default: inline, in each page's transaction)",
+    )
     parser.add_argument("--serve-peer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_peer:
@@ -639,6 +705,7 @@ def main() -> None:
         peer = Peer(args.vendors, args.page_size, args.raw_seed, stack)
         log(f"  ready at {peer.url} after {peer.seconds:.1f} s")
         configure(sessions, jobs, peer, args.page_size)
+        queued = QueuedWork(url, args.redis_url, engine, stack) if args.redis_url else None
 
         if args.remote_latency_ms:
             log(f"remote latency: {args.remote_latency_ms:.0f} ms before each answer of sync in")
@@ -651,10 +718,21 @@ def main() -> None:
             log(f"  run {attempt}: {records:,} records in {pages} pages, {seconds:.2f} s")
         baseline = min(baselines)
 
-        log(f"sync in: run_sync(full=True) into {backend}, inline recompute per page")
-        sync_seconds, sync_rss, sync_counts, finished, sync_cpu = timed_sync(
-            sessions, jobs, True, args.vendors, args.sync_budget, peer
-        )
+        how = "recompute queued for a coi worker" if queued else "inline recompute per page"
+        log(f"sync in: run_sync(full=True) into {backend}, {how}")
+        evaluated: tuple[float, float] | None = None
+        if queued is None:
+            sync_seconds, sync_rss, sync_counts, finished, sync_cpu = timed_sync(
+                sessions, jobs, True, args.vendors, args.sync_budget, peer
+            )
+        else:
+            worker_cpu = queued.cpu()
+            sync_seconds, sync_rss, sync_counts, finished, sync_cpu = timed_sync(
+                queued.sessions, queued.jobs, True, args.vendors, args.sync_budget, peer
+            )
+            waited = queued.wait_evaluated(sessions, args.sync_budget)
+            evaluated = (sync_seconds + waited, queued.cpu() - worker_cpu)
+            log(f"  every vendor evaluated {waited:.1f} s after the sync in ended")
         facts = database_facts(sessions)
         if args.remote_latency_ms:
             peer.faults({"reset": True})
@@ -742,6 +820,18 @@ def main() -> None:
                 else ""
             ),
         ),
+        *(
+            []
+            if evaluated is None
+            else [
+                (
+                    "sync in, every vendor evaluated",
+                    f"{evaluated[0]:.1f} s",
+                    f"{evaluated[0] / baseline_same:.1f} x baseline; the coi worker's CPU "
+                    f"{evaluated[1]:.1f} s",
+                )
+            ]
+        ),
         (
             "peak RSS, connector, during sync",
             f"{sync_rss.mb:.0f} MB",
@@ -791,6 +881,7 @@ def main() -> None:
     print(
         f"Sync benchmark {date.today().isoformat()}: {args.vendors:,} Accounts, page size "
         f"{args.page_size}, {backend}, {os.cpu_count()} cores, {total:.0f} s in all"
+        + (", sync in with recomputes queued for a coi worker" if queued else "")
         + (
             f", remote latency {args.remote_latency_ms:.0f} ms an answer during sync in"
             if args.remote_latency_ms
