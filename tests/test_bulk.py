@@ -1,5 +1,6 @@
 """`insert_rows` (COPY on PostgreSQL, the driver's executemany on SQLite) stores exactly what
-`insert()` stores, and `update_rows` what the ORM's bulk update stores, on both databases."""
+`insert()` stores, `insert_returning_ids` gives each row its own id, and `update_rows` stores what
+the ORM's bulk update stores, on both databases."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.storage import models as m
-from connector.storage.bulk import insert_rows, update_rows
+from connector.storage.bulk import insert_returning_ids, insert_rows, update_rows
 from connector.storage.snapshots import Snapshots
 
 # What a text column can hold on both databases (PostgreSQL refuses NUL; lone surrogates cannot
@@ -167,3 +168,21 @@ def test_updates_are_stored_as_the_orm_bulk_update_stores_them(engine, changes):
         orm, bulk = stored(orm_ids), stored(bulk_ids)
         transaction.rollback()
     assert bulk == orm
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=st.integers(0, 5), drop_last=st.booleans(), count=st.integers(1, 30))
+def test_inserted_rows_get_back_their_own_ids_in_order(engine, before, drop_last, count):
+    # Rows already there, and the newest of them deleted (its id freed), as in real use.
+    table = m.Vendor.__table__
+    with Session(engine) as session, session.begin() as transaction:
+        earlier = insert_returning_ids(session, table, [{"name": "earlier"}] * before)
+        if drop_last and earlier:
+            session.execute(table.delete().where(table.c.id == earlier[-1]))
+        names = [f"new {i}" for i in range(count)]
+        ids = insert_returning_ids(session, table, [{"name": n} for n in names])
+        stored = dict(
+            session.execute(select(table.c.id, table.c.name).where(table.c.id.in_(ids))).all()
+        )
+        transaction.rollback()
+    assert [stored.get(i) for i in ids] == names

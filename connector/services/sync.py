@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ from connector.schemas import vendor_create_schema
 from connector.services import audit, connections
 from connector.services.vendors import SCALAR_FIELDS, tag_values
 from connector.storage import models as m
-from connector.storage.bulk import insert_rows, update_rows
+from connector.storage.bulk import insert_returning_ids, insert_rows, update_rows
 from connector.storage.db import in_values
 from mappings import CompiledMapping
 
@@ -393,11 +393,11 @@ class _PageVendors:
         """Insert the new vendors (their ids assigned), update the changed ones, and replace
         work types and regions where the page changed them."""
         if self.created:
-            table = m.Vendor.__table__
-            ids = session.scalars(
-                insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            ids = insert_returning_ids(
+                session,
+                m.Vendor.__table__,
                 [{c: getattr(v, c) for c in _COLUMNS} for v in self.created],
-            ).all()
+            )
             for vendor, vendor_id in zip(self.created, ids, strict=True):
                 vendor.id = vendor_id
         changed = [{"id": v.id, **changes} for v in self.by_id.values() if (changes := v.changes())]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table
+from sqlalchemy import JSON, Connection, Table, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -82,6 +82,30 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[dict[
         ) from err
     finally:
         cursor.close()
+
+
+def insert_returning_ids(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]]
+) -> list[int]:
+    """`insert_rows` for a table with an integer `id` the database assigns; returns the new
+    ids in the order of `rows`.
+
+    On SQLite, SQLAlchemy inserts such rows one statement each (SQLite does not promise
+    RETURNING in VALUES order); here they go in one executemany and the ids are worked out:
+    SQLite gives a row without an id the largest id in the table plus one, and from the
+    executemany's first row until the commit no other connection can write, so the rows got
+    consecutive ids ending at this connection's `last_insert_rowid()`. On PostgreSQL,
+    SQLAlchemy's own batched `INSERT ... RETURNING`, sorted back into the order of `rows`."""
+    if not rows:
+        return []
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        snapshots.note_write(session, table.name)
+        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(session.scalars(returning, list(rows)))
+    insert_rows(session, table, rows)
+    last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
+    return list(range(last - len(rows) + 1, last + 1))
 
 
 def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
