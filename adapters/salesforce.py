@@ -252,7 +252,9 @@ class SalesforceAdapter(Adapter):
                 session_id=token["access_token"],
                 session=self._session,
                 version=self.api_version,
-                object_pairs_hook=dict,
+                # Plain dicts, decoded by json's C scanner without a hook per object (the
+                # library's default is OrderedDict; even `dict` as the hook costs a third more).
+                object_pairs_hook=None,
             )
             log.info("salesforce: logged in to %s (%s flow)", self.instance_url, self.auth)
         return self._sf
@@ -486,8 +488,9 @@ class SalesforceAdapter(Adapter):
                 f"Salesforce adapter does not handle {object!r} (only {', '.join(self.objects)})"
             )
 
-    def _remote(self, object: str, raw: Mapping[str, Any]) -> RemoteRecord:
-        data = {k: v for k, v in raw.items() if k != "attributes"}
+    def _remote(self, object: str, data: dict[str, Any]) -> RemoteRecord:
+        """The record of a decoded query answer, which it takes over (less its `attributes`)."""
+        data.pop("attributes", None)
         deleted = bool(data.get("IsDeleted"))
         if object == "ServiceResource" and not data.get("IsActive", True):
             deleted = True
