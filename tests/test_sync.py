@@ -3,6 +3,7 @@ HTTP with zeep), vendors upserted through bindings, compliance pushed back throu
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from connector.services.outbox import deliver
 from connector.services.sync import run_sync
 from connector.storage import models as m
 from sandbox.business_central import BusinessCentralSandbox
-from tests.conftest import STANDARD_SET
+from tests.conftest import STANDARD_SET, good_certificate
 
 PASSWORD_ENV = "COI_TEST_BC_PASSWORD"
 
@@ -157,4 +158,23 @@ def test_push_during_a_503_burst_keeps_the_work_and_delivers_it_later(app, erp, 
     assert (first["sent"], waiting) == (0, 6)
     assert second["sent"] == 6
     assert {bc.vendor(n)["Blocked"] for n in numbers} == {"Payment"}
+    assert count(sessions, m.OutboxEntry) == 0
+
+
+def test_values_staged_again_while_being_sent_are_sent_after_them(app, erp, bc, api, sessions):
+    # The vendor turns compliant while its block is on the wire: the block is acknowledged, and
+    # the lifting of it stays in the outbox and goes next instead of being lost.
+    (number,) = bc.seed_vendors(1)
+    pull(app, full=True)
+    with sessions() as session:
+        vendor_id = session.scalar(select(m.Vendor.id))
+    bc.faults.slow(0.5)
+    sent: dict = {}
+    sending = threading.Thread(target=lambda: sent.update(deliver(runtime(app).sessions, "erp")))
+    sending.start()
+    time.sleep(0.2)
+    api.post(f"/api/v1/vendors/{vendor_id}/certificates", good_certificate())
+    sending.join()
+
+    assert (sent["sent"], bc.vendor(number)["Blocked"]) == (2, "_blank_")
     assert count(sessions, m.OutboxEntry) == 0

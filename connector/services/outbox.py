@@ -27,7 +27,7 @@ from adapters.base import AdapterError, WriteRequest
 from connector.clock import utcnow
 from connector.services import connections
 from connector.storage import models as m
-from connector.storage.bulk import insert_rows
+from connector.storage.bulk import insert_rows, update_rows
 from connector.storage.db import in_values
 from mappings import compliance_record, jsonable
 
@@ -218,7 +218,7 @@ def deliver(sessions: sessionmaker[Session], connection_name: str) -> dict[str, 
                 claimed = _claim(session, connection_name)
                 if not claimed:
                     break
-                if not _send(session, adapter, claimed, counts, base):
+                if not _send(session, connection_name, adapter, claimed, counts, base):
                     break
         finally:
             adapter.close()
@@ -256,7 +256,9 @@ def _claim(session: Session, connection: str) -> list[m.OutboxEntry]:
     return sent
 
 
-def _send(session: Session, adapter, claimed, counts: dict[str, int], base: float) -> bool:
+def _send(
+    session: Session, connection: str, adapter, claimed, counts: dict[str, int], base: float
+) -> bool:
     """Send one claimed batch; False when the remote is unreachable (stop for now)."""
     by_object: dict[str, list] = {}
     for item in claimed:
@@ -271,9 +273,11 @@ def _send(session: Session, adapter, claimed, counts: dict[str, int], base: floa
             counts["retry"] += len(items)
             return False
         with session.begin():
-            for (entry_id, obj, external_id, fields), result in zip(items, results, strict=True):
+            acknowledged = []
+            for item, result in zip(items, results, strict=True):
+                entry_id = item[0]
                 if result.ok:
-                    _acknowledge(session, entry_id, obj, external_id, fields)
+                    acknowledged.append(item)
                     counts["sent"] += 1
                 elif result.retryable:
                     _reschedule(session, entry_id, result.error, base)
@@ -285,26 +289,49 @@ def _send(session: Session, adapter, claimed, counts: dict[str, int], base: floa
                         .values(status="failed", last_error=result.error)
                     )
                     counts["failed"] += 1
+            _acknowledge(session, connection, remote_object, acknowledged)
     return True
 
 
-def _acknowledge(session: Session, entry_id: int, obj: str, external_id: str, fields) -> None:
-    entry = session.get(m.OutboxEntry, entry_id)
-    binding = session.scalar(
-        select(m.Binding).where(
-            m.Binding.system == entry.connection,
-            m.Binding.object == obj,
-            m.Binding.external_id == external_id,
+def _acknowledge(session: Session, connection: str, remote_object: str, items: list) -> None:
+    """Record what the remote acknowledged of these sent entries (id, object, external id,
+    fields), a batch at a time: the values on their bindings, so they are not staged again; the
+    entries gone, or, for an entry staged again while it was being sent, only what is still
+    unacknowledged left in it."""
+    if not items:
+        return
+    b = m.Binding.__table__
+    pushed = session.execute(
+        select(b.c.id, b.c.external_id, b.c.pushed_values).where(
+            b.c.system == connection,
+            b.c.object == remote_object,
+            in_values(b.c.external_id, {item[2] for item in items}),
         )
+    ).all()
+    sent = {external_id: fields for _, _, external_id, fields in items}
+    update_rows(
+        session,
+        b,
+        [
+            {"id": row.id, "pushed_values": {**(row.pushed_values or {}), **sent[row.external_id]}}
+            for row in pushed
+        ],
     )
-    if binding is not None:
-        binding.pushed_values = {**(binding.pushed_values or {}), **fields}
-    if entry.fields == fields:
-        session.execute(delete(m.OutboxEntry).where(m.OutboxEntry.id == entry_id))
-    else:
-        # Changed again while we were sending: keep what is still unacknowledged.
-        entry.fields = {k: v for k, v in entry.fields.items() if fields.get(k, _MISSING) != v}
-        entry.status, entry.next_attempt_at = "pending", utcnow()
+    entries = session.scalars(
+        select(m.OutboxEntry).where(in_values(m.OutboxEntry.id, [item[0] for item in items]))
+    )
+    stored = {entry.id: entry for entry in entries}
+    done = []
+    for entry_id, _, _, fields in items:
+        entry = stored.get(entry_id)
+        if entry is None or entry.fields == fields:
+            done.append(entry_id)
+        else:
+            # Changed again while we were sending: keep what is still unacknowledged.
+            entry.fields = {k: v for k, v in entry.fields.items() if fields.get(k, _MISSING) != v}
+            entry.status, entry.next_attempt_at = "pending", utcnow()
+    if done:
+        session.execute(delete(m.OutboxEntry).where(in_values(m.OutboxEntry.id, done)))
 
 
 def _reschedule(session: Session, entry_id: int, error: str | None, base: float) -> None:
