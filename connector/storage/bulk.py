@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -88,21 +88,28 @@ def insert_returning_ids(
     session: Session, table: Table, rows: Sequence[dict[str, Any]]
 ) -> list[int]:
     """`insert_rows` for a table with an integer `id` the database assigns; returns the new
-    ids in the order of `rows`.
+    ids in the order of `rows`. (SQLAlchemy's `INSERT ... RETURNING` sorted back into the
+    order of the rows inserted them one statement each on SQLite, which does not promise
+    RETURNING in VALUES order, and on PostgreSQL as statements of thousands of parameters that
+    the driver spent longer parsing than the server running.)
 
-    On SQLite, SQLAlchemy inserts such rows one statement each (SQLite does not promise
-    RETURNING in VALUES order); here they go in one executemany and the ids are worked out:
-    SQLite gives a row without an id the largest id in the table plus one, and from the
-    executemany's first row until the commit no other connection can write, so the rows got
-    consecutive ids ending at this connection's `last_insert_rowid()`. On PostgreSQL,
-    SQLAlchemy's own batched `INSERT ... RETURNING`, sorted back into the order of `rows`."""
+    On PostgreSQL the ids are drawn from the column's sequence first and the rows go in by COPY
+    with them. On SQLite the rows go in by one executemany and the ids are worked out: SQLite
+    gives a row without an id the largest id in the table plus one, and from the executemany's
+    first row until the commit no other connection can write, so the rows got consecutive ids
+    ending at this connection's `last_insert_rowid()`."""
     if not rows:
         return []
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        snapshots.note_write(session, table.name)
-        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list(session.scalars(returning, list(rows)))
+        ids = list(
+            connection.exec_driver_sql(
+                "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+                (table.name, len(rows)),
+            ).scalars()
+        )
+        insert_rows(session, table, [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+        return ids
     insert_rows(session, table, rows)
     last = connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one()
     return list(range(last - len(rows) + 1, last + 1))
