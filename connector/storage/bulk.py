@@ -17,7 +17,7 @@ with `jsontext`, `None` as JSON `null` unless the column says `none_as_null`).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -49,22 +49,17 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[dict[
     names = [*given, *defaults]
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(map(quote, names))
-    pick = itemgetter(*given) if len(given) > 1 else lambda row: (row[given[0]],)
+    get = _picker(given)
 
-    def values(writers: list) -> Iterator[tuple[Any, ...]]:
-        convert = [(i, write) for i, write in enumerate(writers) if write is not None]
-        for row in rows:
-            out = [*pick(row), *(_default(default) for default in defaults.values())]
-            for i, write in convert:
-                out[i] = write(out[i])
-            yield tuple(out)
+    def pick(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (*get(row), *(_default(default) for default in defaults.values()))
 
     if connection.dialect.name != "postgresql":  # SQLite, the other database we run on
         writers = [_bind(table.c[name].type, connection.dialect) for name in names]
         marks = ", ".join("?" * len(names))
         connection.exec_driver_sql(
             f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})",
-            list(values(writers)),
+            list(_params(rows, pick, writers)),
         )
         return
     statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
@@ -72,7 +67,8 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[dict[
     cursor = connection.connection.cursor()
     try:
         with cursor.copy(statement) as copy:
-            for row in values([_writer(table.c[name].type) for name in names]):
+            writers = [_writer(table.c[name].type) for name in names]
+            for row in _params(rows, pick, writers):
                 copy.write_row(row)
     except dbapi_error as err:
         # As SQLAlchemy would raise it (IntegrityError, OperationalError, ...): callers tell a
@@ -133,19 +129,34 @@ def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     for row in rows:
         by_columns[tuple(name for name in row if name != "id")].append(row)
     for names, group in by_columns.items():
-        writers = [_bind(table.c[name].type, dialect) for name in names]
-        pick = itemgetter(*names, "id")
-        params = []
-        for row in group:
-            out = list(pick(row))
-            for i, write in enumerate(writers):
-                if write is not None:
-                    out[i] = write(out[i])
-            params.append(tuple(out))
+        writers = [*(_bind(table.c[name].type, dialect) for name in names), None]
         assignments = ", ".join(f"{quote(name)} = {mark}" for name in names)
         connection.exec_driver_sql(
-            f"UPDATE {quote(table.name)} SET {assignments} WHERE id = {mark}", params
+            f"UPDATE {quote(table.name)} SET {assignments} WHERE id = {mark}",
+            list(_params(group, _picker([*names, "id"]), writers)),
         )
+
+
+def _picker(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """The values of these keys of a row, as a tuple."""
+    if len(names) == 1:
+        (name,) = names
+        return lambda row: (row[name],)
+    return itemgetter(*names)
+
+
+def _params(
+    rows: Iterable[dict[str, Any]],
+    pick: Callable[[dict[str, Any]], tuple[Any, ...]],
+    writers: list[Callable[[Any], Any] | None],
+) -> Iterator[tuple[Any, ...]]:
+    """Each row's values as `pick` takes them, each converted by its writer (None: as it is)."""
+    convert = [(i, write) for i, write in enumerate(writers) if write is not None]
+    for row in rows:
+        out = list(pick(row))
+        for i, write in convert:
+            out[i] = write(out[i])
+        yield tuple(out)
 
 
 def _writer(column_type) -> Callable[[Any], Any] | None:
