@@ -1,6 +1,7 @@
 """`insert_rows` (COPY on PostgreSQL, the driver's executemany on SQLite) stores exactly what
 `insert()` stores, `insert_returning_ids` gives each row its own id, and `update_rows` stores what
-the ORM's bulk update stores, on both databases."""
+the ORM's bulk update stores, on both databases; and a refused row's values stay out of the
+error."""
 
 from __future__ import annotations
 
@@ -111,6 +112,32 @@ def test_a_refused_row_raises_sqlalchemys_integrity_error(engine):
         with pytest.raises(IntegrityError):
             insert_rows(conn, table, [row, row])
         transaction.rollback()
+
+
+def test_a_refused_rows_values_stay_out_of_the_error(engine):
+    # Errors are logged; the values of a refused row (personal data, a token's hash) must not be.
+    # (PostgreSQL's own message names the values of the key that clashed; the rest stay out.)
+    row = {
+        "connection": "c",
+        "event": "work-order",
+        "delivery_id": "twice",
+        "status": "done",
+        "response_body": {"vendor": "private-4711"},
+        "received_at": datetime(2026, 1, 2, tzinfo=UTC),
+    }
+    table = m.WebhookReceipt.__table__
+    messages = []
+    for write in (
+        lambda conn: insert_rows(conn, table, [row]),
+        lambda c: c.execute(insert(table), [row]),
+    ):
+        with engine.connect() as conn, conn.begin() as transaction:
+            insert_rows(conn, table, [row])
+            with pytest.raises(IntegrityError) as refused:
+                write(conn)
+            messages.append(str(refused.value))
+            transaction.rollback()
+    assert not [message for message in messages if "private-4711" in message]
 
 
 def test_a_bulk_write_through_a_session_is_seen_by_the_snapshots(app, sessions, engine):

@@ -21,16 +21,25 @@ from connector.storage import (
 
 
 def make_engine(url: str) -> Engine:
+    """The connector's engine for `url`. Its errors leave out the statement's parameters: they
+    end up in logs, and the values may be personal data or a token's hash."""
     if url.startswith("sqlite"):
         connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
         factory = sqlite_writer.connection_factory(make_url(url).database or "")
         if factory is not None:
             connect_args["factory"] = factory
-        engine = create_engine(url, connect_args=connect_args, json_serializer=jsontext.dumps)
+        engine = create_engine(
+            url, connect_args=connect_args, json_serializer=jsontext.dumps, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=jsontext.dumps
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        json_serializer=jsontext.dumps,
+        hide_parameters=True,
     )
 
 
@@ -50,6 +59,7 @@ def make_claim_engine(engine: Engine) -> Engine:
     return create_engine(
         engine.url,
         isolation_level="AUTOCOMMIT",
+        hide_parameters=True,
         pool_size=2,
         max_overflow=8,
         connect_args={
