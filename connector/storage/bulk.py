@@ -128,6 +128,7 @@ def update_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_columns[tuple(name for name in row if name != "id")].append(row)
+    by_columns.pop((), None)  # rows that change nothing
     for names, group in by_columns.items():
         writers = [*(_bind(table.c[name].type, dialect) for name in names), None]
         assignments = ", ".join(f"{quote(name)} = {mark}" for name in names)
