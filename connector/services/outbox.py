@@ -241,19 +241,19 @@ def _claim(session: Session, connection: str) -> list[m.OutboxEntry]:
         if not ids:
             return []
         claim = uuid.uuid4().hex
+        # Rows, not objects: a batch's entries are only read and written here.
+        t = m.OutboxEntry.__table__
         session.execute(
-            update(m.OutboxEntry)
-            .where(m.OutboxEntry.id.in_(ids), m.OutboxEntry.next_attempt_at <= now)
+            update(t)
+            .where(t.c.id.in_(ids), t.c.next_attempt_at <= now)
             .values(status="sending", next_attempt_at=now + LEASE, claimed_by=claim)
         )
-        claimed = session.scalars(
-            select(m.OutboxEntry).where(
-                m.OutboxEntry.id.in_(ids), m.OutboxEntry.claimed_by == claim
+        claimed = session.execute(
+            select(t.c.id, t.c.object, t.c.external_id, t.c.fields).where(
+                t.c.id.in_(ids), t.c.claimed_by == claim
             )
         ).all()
-        sent = [(e.id, e.object, e.external_id, dict(e.fields)) for e in claimed]
-    session.expunge_all()
-    return sent
+    return [tuple(row) for row in claimed]
 
 
 def _send(
@@ -317,21 +317,31 @@ def _acknowledge(session: Session, connection: str, remote_object: str, items: l
             for row in pushed
         ],
     )
-    entries = session.scalars(
-        select(m.OutboxEntry).where(in_values(m.OutboxEntry.id, [item[0] for item in items]))
+    t = m.OutboxEntry.__table__
+    staged = dict(
+        session.execute(
+            select(t.c.id, t.c.fields).where(in_values(t.c.id, [item[0] for item in items]))
+        ).all()
     )
-    stored = {entry.id: entry for entry in entries}
-    done = []
+    done, left = [], []
     for entry_id, _, _, fields in items:
-        entry = stored.get(entry_id)
-        if entry is None or entry.fields == fields:
+        now_staged = staged.get(entry_id)
+        if now_staged is None or now_staged == fields:
             done.append(entry_id)
         else:
             # Changed again while we were sending: keep what is still unacknowledged.
-            entry.fields = {k: v for k, v in entry.fields.items() if fields.get(k, _MISSING) != v}
-            entry.status, entry.next_attempt_at = "pending", utcnow()
+            unacknowledged = {k: v for k, v in now_staged.items() if fields.get(k, _MISSING) != v}
+            left.append(
+                {
+                    "id": entry_id,
+                    "fields": unacknowledged,
+                    "status": "pending",
+                    "next_attempt_at": utcnow(),
+                }
+            )
+    update_rows(session, t, left)
     if done:
-        session.execute(delete(m.OutboxEntry).where(in_values(m.OutboxEntry.id, done)))
+        session.execute(delete(t).where(in_values(t.c.id, done)))
 
 
 def _reschedule(session: Session, entry_id: int, error: str | None, base: float) -> None:
