@@ -381,7 +381,11 @@ class QueuedWork:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.jobs.queue().delete(delete_jobs=True)
+        queue = self.jobs.queue()
+        queue.delete(delete_jobs=True)
+        # The queue's registries (finished, failed, ...) outlive it otherwise.
+        for key in queue.connection.scan_iter(f"rq:*:{queue.name}"):
+            queue.connection.delete(key)
 
 
 def serve_peer(accounts: int, page_size: int, raw_seed: bool) -> None:

@@ -77,6 +77,15 @@ def app(engine, database_url):
     empty_tables(engine)
 
 
+def drop_queue(queue) -> None:
+    """Remove a test's rq queue with its jobs and its registries (finished, failed, ...), which
+    would otherwise stay in Redis after every run."""
+    queue.empty()
+    queue.delete(delete_jobs=True)
+    for key in queue.connection.scan_iter(f"rq:*:{queue.name}"):
+        queue.connection.delete(key)
+
+
 def empty_tables(engine) -> None:
     with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):

@@ -14,7 +14,14 @@ from connector.app import create_app, runtime
 from connector.config import Settings
 from connector.jobs import recompute_all_job
 from connector.storage import models as m
-from tests.conftest import REDIS_URL, STANDARD_SET, JSONClient, empty_tables, good_certificate
+from tests.conftest import (
+    REDIS_URL,
+    STANDARD_SET,
+    JSONClient,
+    drop_queue,
+    empty_tables,
+    good_certificate,
+)
 
 
 @pytest.fixture
@@ -29,8 +36,7 @@ def queued(engine, database_url, monkeypatch):
     monkeypatch.setenv("COI_DATABASE_URL", database_url)
     queue = Queue(name, connection=Redis.from_url(REDIS_URL))
     yield JSONClient(app.test_client(), token), queue
-    queue.empty()
-    queue.delete(delete_jobs=True)
+    drop_queue(queue)
     empty_tables(engine)
 
 

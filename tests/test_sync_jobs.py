@@ -23,7 +23,7 @@ from connector.config import Settings
 from connector.jobs import scheduled_syncs_job
 from connector.storage import models as m
 from sandbox.business_central import BusinessCentralSandbox
-from tests.conftest import REDIS_URL, STANDARD_SET, JSONClient, empty_tables
+from tests.conftest import REDIS_URL, STANDARD_SET, JSONClient, drop_queue, empty_tables
 
 PASSWORD_ENV = "COI_TEST_BC_PASSWORD"
 
@@ -75,8 +75,7 @@ def queued_app(engine, database_url, running_bc, monkeypatch):
     assert api.post("/api/v1/connections", body).status_code == 201
     queue = Queue(name, connection=Redis.from_url(REDIS_URL))
     yield app, api, queue
-    queue.empty()
-    queue.delete(delete_jobs=True)
+    drop_queue(queue)
     empty_tables(engine)
 
 

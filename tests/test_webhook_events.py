@@ -34,6 +34,7 @@ from tests.conftest import (
     TEST_SECRET_KEY,
     JSONClient,
     certificate,
+    drop_queue,
     good_certificate,
     policy,
 )
@@ -545,8 +546,7 @@ def queued(engine, database_url, make_token, monkeypatch):
     queue = Queue(name, connection=Redis.from_url(REDIS_URL))
     yield JSONClient(app.test_client(), make_token("admin")), queue
     runtime(app).write_behind.close()  # its decisions, before the tables are emptied
-    queue.empty()
-    queue.delete(delete_jobs=True)
+    drop_queue(queue)
 
 
 def test_with_redis_a_commit_that_emitted_queues_one_delivery_run(queued, receiver):

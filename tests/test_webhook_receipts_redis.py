@@ -20,7 +20,7 @@ from connector.config import Settings
 from connector.storage import models as m
 from sandbox.dispatch import send_webhook
 from sandbox.server import serve
-from tests.conftest import REDIS_URL, TEST_SECRET_KEY, empty_tables, good_certificate
+from tests.conftest import REDIS_URL, TEST_SECRET_KEY, drop_queue, empty_tables, good_certificate
 from tests.test_webhooks_receiver import add_connection, count, hook, work_order
 from webhooks import receipts
 
@@ -53,7 +53,7 @@ def app(engine, database_url):
     runtime(app).write_behind.close()
     empty_tables(engine)
     _clear_claims()
-    Queue(app_settings.queue_name, connection=Redis.from_url(REDIS_URL)).delete(delete_jobs=True)
+    drop_queue(Queue(app_settings.queue_name, connection=Redis.from_url(REDIS_URL)))
 
 
 @pytest.fixture

@@ -21,7 +21,13 @@ from connector.services.sync import run_sync
 from connector.storage import models as m
 from sandbox.dispatch import DispatchSandbox, send_webhook
 from sandbox.server import serve
-from tests.conftest import DISPATCH_OBJECTS, REDIS_URL, WEBHOOK_SECRET_ENV, good_certificate
+from tests.conftest import (
+    DISPATCH_OBJECTS,
+    REDIS_URL,
+    WEBHOOK_SECRET_ENV,
+    drop_queue,
+    good_certificate,
+)
 
 CLIENT_SECRET_ENV = "COI_TEST_DISPATCH_SECRET"
 
@@ -222,8 +228,7 @@ def test_with_redis_vendor_changed_is_a_job_that_pulls_the_provider(
     finally:
         server.stop()
         runtime(queued).write_behind.close()  # its receipt, before the tables are emptied
-        queue.empty()
-        queue.delete(delete_jobs=True)
+        drop_queue(queue)
 
     assert delivery.status == 202 and delivery.json()["job_id"]
     with runtime(app).sessions() as session:
