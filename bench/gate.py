@@ -458,6 +458,7 @@ def start_server(
     stack: ExitStack,
     extra_env: dict[str, str] | None = None,
     redis_url: str | None = None,
+    workers: int = 2,
 ) -> subprocess.Popen:
     env = {**os.environ, **(extra_env or {}), "COI_DATABASE_URL": url}
     env.pop("COI_REDIS_URL", None)  # only with --redis-url: keep the run self-contained
@@ -465,10 +466,11 @@ def start_server(
         # A queue of the run's own, so nothing it might queue lands in a real one.
         env.update(COI_REDIS_URL=redis_url, COI_QUEUE=f"coi-bench-{port}")
     if server == "coi":
-        argv = [str(Path(sys.executable).parent / "coi"), "serve", "--workers", "2"]
+        argv = [str(Path(sys.executable).parent / "coi"), "serve", "--workers", str(workers)]
         argv += ["--host", "127.0.0.1", "--port", str(port)]
     else:
-        argv = [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync"]
+        argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class"]
+        argv += ["sync"]
         argv += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
         argv += ["connector.app:create_app()"]
     log = open(Path(tempfile.gettempdir()) / f"coi-bench-gate-{port}.log", "w+b")  # noqa: SIM115
@@ -760,11 +762,12 @@ class CpuMeter:
         self.engine = engine  # PostgreSQL engine to find the backends, or None
 
     def _ours(self) -> dict[int, float]:
-        pids = {self.server_pid, os.getpid(), *self.extra_pids()}
+        self.server_pids = {self.server_pid}
         for entry in os.listdir("/proc"):
             stat = _process_stat(int(entry)) if entry.isdigit() else None
             if stat and stat[0] == self.server_pid:
-                pids.add(int(entry))
+                self.server_pids.add(int(entry))
+        pids = {*self.server_pids, os.getpid(), *self.extra_pids()}
         if self.engine is not None:
             with self.engine.connect() as conn:
                 pids.update(
@@ -786,13 +789,16 @@ class CpuMeter:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.other = None
+        self.other = self.server = None
         if exc[0] is not None or self.machine is None:
             return
         wall = (time.monotonic() - self.began) * (os.cpu_count() or 1)
         machine = _machine_busy() - self.machine
         after = self._ours()
-        ours = sum(cpu - self.before.get(pid, 0.0) for pid, cpu in after.items())
+        used = {pid: cpu - self.before.get(pid, 0.0) for pid, cpu in after.items()}
+        ours = sum(used.values())
+        #: CPU seconds of gunicorn and its workers (not the database, Redis or the client).
+        self.server = sum(cpu for pid, cpu in used.items() if pid in self.server_pids)
         ours += _children_cpu() - self.children  # wrk, once it has exited
         self.other = max(0.0, machine - ours) / wall
 
@@ -842,6 +848,9 @@ def parse_args(description: str) -> argparse.Namespace:
         choices=("gunicorn", "coi"),
         default="gunicorn",
         help="gunicorn -w 2 without access log (default) or `coi serve --workers 2`",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="the server's sync workers (default 2)"
     )
     parser.add_argument(
         "--redis-url",
@@ -924,9 +933,11 @@ def run_benchmark(args: argparse.Namespace, make_run, prefix: str) -> None:
 
         port = args.port or free_port()
         began = time.perf_counter()
-        server = start_server(url, port, args.server, stack, run.server_env, args.redis_url)
+        server = start_server(
+            url, port, args.server, stack, run.server_env, args.redis_url, args.workers
+        )
         print(
-            f"server: {args.server} with 2 sync workers on 127.0.0.1:{port} "
+            f"server: {args.server} with {args.workers} sync workers on 127.0.0.1:{port} "
             f"(up in {time.perf_counter() - began:.1f} s)"
             + (f", Redis at {_safe_url(args.redis_url)}" if args.redis_url else ""),
             flush=True,
@@ -988,6 +999,11 @@ def run_benchmark(args: argparse.Namespace, make_run, prefix: str) -> None:
                 with meter:
                     results[name] = drive(requests_for(name, args.duration), args.duration)
                 results[name]["other"] = meter.other
+                results[name]["server_us"] = (
+                    None
+                    if meter.server is None or not results[name]["requests"]
+                    else meter.server / results[name]["requests"] * 1e6
+                )
             rounds.append(results)
         report(rounds, run, args.connections)
         print(
@@ -1001,18 +1017,20 @@ def report(rounds: list[dict[str, dict]], run: Run, connections: int) -> None:
     print()
     print(
         f"{'round':<6} {'target':<32} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'errors':>7} {'other CPU':>10}"
+        f"{'errors':>7} {'other CPU':>10} {'server µs':>10}"
     )
     for number, results in enumerate(rounds, 1):
         for name, r in results.items():
             other = "n/a" if r["other"] is None else f"{r['other']:.0%}"
+            server = "n/a" if r.get("server_us") is None else f"{r['server_us']:.0f}"
             print(
                 f"{number:<6} {name:<32} {r['rps']:>11.1f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
-                f"{r['errors']:>7} {other:>10}"
+                f"{r['errors']:>7} {other:>10} {server:>10}"
             )
     print(
         "(other CPU: share of the machine used by processes that are not this benchmark's "
-        "server, database backends or load generator during the measurement)"
+        "server, database backends or load generator during the measurement; server µs: CPU "
+        "of gunicorn and its workers per request answered)"
     )
     ratios = [
         r[run.name]["rps"] / r["/healthz"]["rps"] if r["/healthz"]["rps"] else math.nan

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import Engine, bindparam, delete, select, update
+from sqlalchemy import Engine, Text, bindparam, cast, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -69,7 +69,8 @@ class Answered(NamedTuple):
     delivery_id: str
     received_at: datetime
     status: int
-    body: Any
+    #: The body as answered: JSON text, stored as it is.
+    body: str
 
 
 def complete(session: Session, answered: list[Answered]) -> None:
@@ -95,7 +96,17 @@ def complete(session: Session, answered: list[Answered]) -> None:
 
 
 def _complete(dialect_insert) -> Any:
-    stmt = dialect_insert(m.WebhookReceipt.__table__)
+    table = m.WebhookReceipt.__table__
+    names = ("connection", "event", "delivery_id", "status", "response_status", "received_at")
+    values: dict[str, Any] = {name: bindparam(name, type_=table.c[name].type) for name in names}
+    values["completed_at"] = bindparam("completed_at", type_=table.c.completed_at.type)
+    # The body comes as JSON text: bound as text, not serialised again (cast to the column's
+    # type on PostgreSQL; SQLite keeps JSON as text).
+    body = bindparam("response_body", type_=Text())
+    values["response_body"] = (
+        cast(body, postgresql.JSON) if dialect_insert is postgresql.insert else body
+    )
+    stmt = dialect_insert(table).values(values)
     answer = ("status", "response_status", "response_body", "completed_at")
     return stmt.on_conflict_do_update(
         index_elements=["connection", "delivery_id"],

@@ -12,12 +12,11 @@ act.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, request
 from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -70,14 +69,14 @@ def receive(connection: str, event: str):
     if handler is None:
         raise NotFound("webhook event", event)
     runtime = current_app.extensions["coi"]
-    settings = runtime.snapshots.get(
-        ("connection_settings", connection),
+    receiving = runtime.snapshots.get(
+        ("webhook_receiver", connection),
         ("connections",),
-        lambda: _active_settings(runtime.sessions, connection),
+        lambda: _receiving(runtime.sessions, connection),
     )
-    if settings is None:
+    if receiving is None:
         raise NotFound("connection", connection)
-    config, secrets = _receiver(connection, settings)
+    config, secrets = _receiver(connection, receiving)
     body = request.get_data(cache=True)  # 413 past the body limit, before any work
     delivery_id = _authenticate(config, secrets, body)
 
@@ -102,8 +101,8 @@ def receive(connection: str, event: str):
         act,
         runtime.write_behind,
     )
-    response = jsonify(answer)
-    response.status_code = status
+    # As `jsonify` writes it, without serialising the answer a second time.
+    response = current_app.response_class(f"{answer}\n", status, mimetype="application/json")
     if after is not None:
         response.call_on_close(after)
     return response
@@ -118,8 +117,8 @@ def once(
     act,
     write_behind: WriteBehind | None = None,
 ) -> tuple[int, Any, Any]:
-    """Act on a delivery at most once: (status, body, work after answering). With a
-    `write_behind`, the answer's row is stored behind it."""
+    """Act on a delivery at most once: (status, body as JSON text, work after answering). With
+    a `write_behind`, the answer's row is stored behind it."""
     deadline = time.monotonic() + WAIT_SECONDS
     received_at = utcnow()
     while True:
@@ -127,7 +126,7 @@ def once(
         if claimed:
             break
         if stored is not None and stored.status == "done":
-            return stored.response_status, stored.response_body, None
+            return stored.response_status, jsontext.dumps(stored.response_body), None
         if time.monotonic() >= deadline:
             raise APIError(
                 409, "delivery_in_progress", "this delivery is still being processed; retry later"
@@ -151,21 +150,15 @@ def once(
     except BaseException:
         receipts.forget(connection, delivery_id)
         raise
-    # The body is stored as it is answered (JSON round trip: dates and the like as text).
-    answered = Answered(
-        connection,
-        event,
-        delivery_id,
-        received_at,
-        status,
-        json.loads(jsontext.dumps(body, str)),
-    )
+    # Answered and stored as the same text (dates and the like written as `str` writes them).
+    text = jsontext.dumps(body, str)
+    answered = Answered(connection, event, delivery_id, received_at, status, text)
     if write_behind is None:
         with sessions() as session, session.begin():
             complete(session, [answered])
     else:
         write_behind.add(complete, answered)
-    return status, body, after
+    return status, text, after
 
 
 def receipts_of(runtime) -> Receipts:
@@ -179,25 +172,43 @@ def receipts_of(runtime) -> Receipts:
     return app.extensions["coi_receipts"]
 
 
-def _active_settings(sessions: sessionmaker[Session], name: str) -> dict[str, Any] | None:
+class _Receiving(NamedTuple):
+    """An active connection's settings and its receiver config, or why it has none (kept in
+    the worker's snapshot; the secrets are read on every delivery, so a rotated secret file
+    counts at once)."""
+
+    settings: dict[str, Any]
+    config: ReceiverConfig | None
+    problem: str | None
+
+
+def _receiving(sessions: sessionmaker[Session], name: str) -> _Receiving | None:
     with sessions() as session:
         settings = session.scalar(
             select(m.Connection.settings).where(m.Connection.name == name, m.Connection.active)
         )
-    return None if settings is None else dict(settings)
+    if settings is None:
+        return None
+    try:
+        return _Receiving(dict(settings), receiver_config(settings), None)
+    except ValueError as err:
+        return _Receiving(dict(settings), None, str(err))
 
 
-def _receiver(name: str, settings: dict[str, Any]) -> tuple[ReceiverConfig, list[str]]:
+def _receiver(name: str, receiving: _Receiving) -> tuple[ReceiverConfig, list[str]]:
     """The connection's receiver config and secrets; 503 when they are missing or wrong (our
     side's fault: the sender should retry once an admin has fixed it)."""
-    try:
-        config = receiver_config(settings)
-        secrets = split_secrets(secret(settings, "webhook_secret"))
-    except (ValueError, ConfigurationError) as err:
-        log.warning("webhooks for connection %s are not configured: %s", name, err)
+    config, problem, secrets = receiving.config, receiving.problem, []
+    if config is not None:
+        try:
+            secrets = split_secrets(secret(receiving.settings, "webhook_secret"))
+        except ConfigurationError as err:
+            problem = str(err)
+    if problem is not None:
+        log.warning("webhooks for connection %s are not configured: %s", name, problem)
         raise APIError(
             503, "not_configured", f"webhooks are not configured for connection {name!r}"
-        ) from None
+        )
     if not secrets:
         raise APIError(503, "not_configured", f"the webhook secret of {name!r} is empty")
     return config, secrets
