@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import RFC_4122, UUID
 
 import pytest
 from sqlalchemy import select
 
 from connector.app import create_app, runtime
+from connector.clock import utcnow
 from connector.config import Settings
 from connector.services.gate import decision_id
 from connector.storage import models as m
@@ -150,8 +151,9 @@ def test_decision_and_work_order_are_stored_and_audited(
 ):
     make_vendor(cert=good_certificate())
 
+    before = utcnow()
     first = gate(api, "P-1", wo="WO-7")
-    second = gate(api, "P-1", wo="WO-7", start=3, end=4)
+    second = gate(api, "P-1", wo="WO-7", start=3, end=4, amount=1_250_00)
     runtime(app).write_behind.flush()
 
     with sessions() as session:
@@ -160,9 +162,22 @@ def test_decision_and_work_order_are_stored_and_audited(
         audited = session.scalars(
             select(m.AuditEvent.detail).where(m.AuditEvent.action == "gate.decision")
         ).all()
-    assert [(w.external_id, w.scheduled_start.isoformat()) for w in work_orders] == [
-        ("WO-7", day(3))
+    # One work order, as the second decision left it, each column as the model types it.
+    columns = ("external_id", "vendor_id", "work_type", "region")
+    columns += ("scheduled_start", "scheduled_end", "amount")
+    assert [tuple(getattr(w, c) for c in columns) for w in work_orders] == [
+        (
+            "WO-7",
+            first["vendor_id"],
+            "plumbing",
+            "us-east",
+            *map(date.fromisoformat, (day(3), day(4))),
+            1_250_00,
+        )
     ]
+    with sessions() as session:  # stored in the form the database compares times in
+        made = select(m.WorkOrder.id).where(m.WorkOrder.created_at.between(before, utcnow()))
+        assert session.scalars(made).all() == [work_orders[0].id]
     assert decisions == [first["decision_id"], second["decision_id"]]
     assert sorted(a["decision_id"] for a in audited) == sorted(decisions)
 
