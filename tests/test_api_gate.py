@@ -146,6 +146,18 @@ def test_alternatives_are_compliant_same_trade_and_region_best_first(
     assert [a["vendor_id"] for a in decision["alternatives"]] == [strong, modest]
 
 
+def test_at_most_five_alternatives_are_named_never_the_vendor_itself(
+    api, standard_set, make_vendor
+):
+    gated = make_vendor("Gated", cert=good_certificate(end=360))
+    others = {make_vendor(f"Other {n}", cert=good_certificate(end=360)) for n in range(6)}
+
+    decision = gate(api, "P-1")
+
+    named = [a["vendor_id"] for a in decision["alternatives"]]
+    assert (decision["vendor_id"], len(named), set(named) <= others) == (gated, 5, True)
+
+
 def test_decision_and_work_order_are_stored_and_audited(
     app, api, standard_set, make_vendor, sessions
 ):

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import date, datetime
+from itertools import islice
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, func, select
@@ -277,7 +278,8 @@ def alternatives(
         ALTERNATIVES_TABLES,
         lambda: _ranked(session(), requirement_set, work_types, regions, start, end),
     )
-    return [alt for alt in ranked if alt["vendor_id"] != exclude][:ALTERNATIVES]
+    # The ranked list holds every vendor of the trade and region: stop at the first few.
+    return list(islice((alt for alt in ranked if alt["vendor_id"] != exclude), ALTERNATIVES))
 
 
 def _ranked(
