@@ -469,8 +469,8 @@ def start_server(
         argv = [str(Path(sys.executable).parent / "coi"), "serve", "--workers", str(workers)]
         argv += ["--host", "127.0.0.1", "--port", str(port)]
     else:
-        argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class"]
-        argv += ["sync"]
+        argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers)]
+        argv += ["--worker-class", "sync"]
         argv += ["--bind", f"127.0.0.1:{port}", "--log-level", "warning"]
         argv += ["connector.app:create_app()"]
     log = open(Path(tempfile.gettempdir()) / f"coi-bench-gate-{port}.log", "w+b")  # noqa: SIM115
@@ -847,7 +847,7 @@ def parse_args(description: str) -> argparse.Namespace:
         "--server",
         choices=("gunicorn", "coi"),
         default="gunicorn",
-        help="gunicorn -w 2 without access log (default) or `coi serve --workers 2`",
+        help="gunicorn without access log (default) or `coi serve`, with --workers workers",
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="the server's sync workers (default 2)"

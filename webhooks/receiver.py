@@ -116,7 +116,7 @@ def once(
     delivery_id: str,
     act,
     write_behind: WriteBehind | None = None,
-) -> tuple[int, Any, Any]:
+) -> tuple[int, str, Any]:
     """Act on a delivery at most once: (status, body as JSON text, work after answering). With
     a `write_behind`, the answer's row is stored behind it."""
     deadline = time.monotonic() + WAIT_SECONDS
