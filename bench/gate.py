@@ -761,13 +761,17 @@ class CpuMeter:
         self.extra_pids = extra_pids  # callable: client processes
         self.engine = engine  # PostgreSQL engine to find the backends, or None
 
-    def _ours(self) -> dict[int, float]:
-        self.server_pids = {self.server_pid}
+    def _server_pids(self) -> set[int]:
+        """gunicorn and its workers."""
+        pids = {self.server_pid}
         for entry in os.listdir("/proc"):
             stat = _process_stat(int(entry)) if entry.isdigit() else None
             if stat and stat[0] == self.server_pid:
-                self.server_pids.add(int(entry))
-        pids = {*self.server_pids, os.getpid(), *self.extra_pids()}
+                pids.add(int(entry))
+        return pids
+
+    def _ours(self, server_pids: set[int]) -> dict[int, float]:
+        pids = {*server_pids, os.getpid(), *self.extra_pids()}
         if self.engine is not None:
             with self.engine.connect() as conn:
                 pids.update(
@@ -784,7 +788,7 @@ class CpuMeter:
         self.machine = _machine_busy()
         self.began = time.monotonic()
         if self.machine is not None:
-            self.before = self._ours()
+            self.before = self._ours(self._server_pids())
             self.children = _children_cpu()
         return self
 
@@ -794,11 +798,12 @@ class CpuMeter:
             return
         wall = (time.monotonic() - self.began) * (os.cpu_count() or 1)
         machine = _machine_busy() - self.machine
-        after = self._ours()
+        server_pids = self._server_pids()
+        after = self._ours(server_pids)
         used = {pid: cpu - self.before.get(pid, 0.0) for pid, cpu in after.items()}
         ours = sum(used.values())
         #: CPU seconds of gunicorn and its workers (not the database, Redis or the client).
-        self.server = sum(cpu for pid, cpu in used.items() if pid in self.server_pids)
+        self.server = sum(cpu for pid, cpu in used.items() if pid in server_pids)
         ours += _children_cpu() - self.children  # wrk, once it has exited
         self.other = max(0.0, machine - ours) / wall
 
