@@ -67,9 +67,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     from connector.api import register_blueprints
     from connector.api.errors import register_error_handlers
+    from webhooks.receiver import Receiver
 
     register_error_handlers(app)
     register_blueprints(app)
+    # Webhook deliveries are answered ahead of Flask's dispatch (see its module).
+    app.wsgi_app = Receiver(app)
 
     @app.teardown_appcontext
     def _close_session(_exc):

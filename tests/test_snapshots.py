@@ -14,6 +14,7 @@ from sqlalchemy import select
 from connector.app import create_app, runtime
 from connector.config import Settings
 from connector.storage import models as m
+from connector.storage.snapshots import Snapshots
 from tests.conftest import JSONClient, good_certificate
 from tests.test_api_gate import gate
 
@@ -78,3 +79,30 @@ def test_commits_raise_the_counters_of_the_watched_tables_only(api, sessions, ma
         after = dict(session.execute(select(m.ChangeVersion.name, m.ChangeVersion.version)).all())
     raised = {name for name in after if after[name] != before.get(name)}
     assert {"vendors", "bindings"} <= raised and "audit_events" not in after
+
+
+def test_a_kept_snapshot_is_rebuilt_after_a_write_to_its_own_tables_only(
+    sessions, engine, make_vendor, make_token
+):
+    snapshots = Snapshots(60, engine)
+    builds = []
+
+    def vendor_count():
+        builds.append(len(builds) + 1)
+        with sessions() as session:
+            return len(session.scalars(select(m.Vendor.id)).all())
+
+    def read():
+        return snapshots.get("vendor_count", ("vendors",), vendor_count)
+
+    seen = [read()]
+    with sessions() as session, session.begin():  # a table no snapshot is built from
+        session.add(m.AuditEvent(actor="test", action="test", entity_type="test"))
+    seen.append(read())
+    make_token("admin", "another")  # a table other snapshots are built from
+    seen.append(read())
+    make_vendor()
+    seen.append(read())
+    seen.append(read())
+
+    assert (seen, builds) == ([0, 0, 0, 1, 1], [1, 2])

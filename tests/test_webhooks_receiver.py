@@ -323,6 +323,21 @@ def test_unknown_connection_or_event_is_404_json(served, dispatch, secret, path)
     assert (delivery.status, delivery.json()["error"]["code"]) == (404, "not_found")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "answer"),
+    [
+        ("GET", "/webhooks/dispatch/work-order", (405, "method_not_allowed", "POST")),
+        ("POST", "/webhooks/dispatch/work-order/more", (404, "not_found", None)),
+        ("POST", "/webhooks/dispatch", (404, "not_found", None)),
+    ],
+)
+def test_other_methods_and_paths_under_webhooks_are_json_errors(served, method, path, answer):
+    response = requests.request(method, served + path, timeout=10)
+
+    code = response.json()["error"]["code"]
+    assert (response.status_code, code, response.headers.get("Allow")) == answer
+
+
 def test_inactive_connection_is_404(served, dispatch, secret, sessions):
     with sessions() as session, session.begin():
         session.execute(update(m.Connection).values(active=False))

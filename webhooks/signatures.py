@@ -29,6 +29,7 @@ import hmac
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
@@ -66,13 +67,20 @@ def verify_standard(
     candidates = [sig for sig in signatures if sig is not None]
     when = datetime.fromtimestamp(timestamp, UTC)
     for secret in secrets:
-        try:
-            expected = Webhook(secret).sign(msg_id, when, text)
-        except (EmptyWebhookSecretError, binascii.Error, ValueError):
-            continue  # a malformed configured secret matches nothing
-        if _any_equal(_v1(expected), candidates):
+        signer = _signer(secret)
+        if signer is not None and _any_equal(_v1(signer.sign(msg_id, when, text)), candidates):
             return msg_id
     raise SignatureError("no matching signature")
+
+
+@lru_cache(maxsize=64)
+def _signer(secret: str) -> Webhook | None:
+    """The package's signer for a configured secret (its key decoded once, not per delivery);
+    None for a malformed secret, which matches nothing."""
+    try:
+        return Webhook(secret)
+    except (EmptyWebhookSecretError, binascii.Error, ValueError):
+        return None
 
 
 def verify_hmac(

@@ -17,10 +17,8 @@ class IdConverter(IntegerConverter):
 def register_blueprints(app: Flask) -> None:
     from connector.api import health, v1
     from connector.web import embed
-    from webhooks import receiver as webhook_receiver
 
     app.url_map.converters["id"] = IdConverter
     app.register_blueprint(health.bp)
     app.register_blueprint(v1.bp)
-    app.register_blueprint(webhook_receiver.bp)
     app.register_blueprint(embed.bp)

@@ -39,7 +39,11 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 def json_body() -> Any:
     """The request body as JSON; anything that is not strict JSON is a 400."""
-    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    return parse_json(request.get_data(cache=True))  # raises 413 past MAX_CONTENT_LENGTH
+
+
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON; anything that is not strict JSON is a 400."""
     encoding = json.detect_encoding(raw)
     try:
         # What `json.loads` does with bytes, on the decoder made once.

@@ -7,6 +7,7 @@ without request bodies or headers (which may hold secrets) and answered with a b
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, jsonify
 from marshmallow import ValidationError
@@ -17,9 +18,8 @@ from connector.errors import APIError
 log = logging.getLogger(__name__)
 
 
-def error_response(status: int, code: str, message: str, fields: dict | None = None):
-    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
-    return jsonify(body), status
+def error_body(code: str, message: str, fields: dict | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
 _HTTP_CODES = {
@@ -34,22 +34,25 @@ _HTTP_CODES = {
 }
 
 
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(APIError)
-    def _api_error(err: APIError):
-        return error_response(err.status, err.code, err.message, err.fields)
-
-    @app.errorhandler(ValidationError)
-    def _validation(err: ValidationError):
+def answer_for(err: Exception) -> tuple[int, dict[str, Any]]:
+    """The status and JSON body that answer an exception a request raised (for Flask's views
+    and for what is served ahead of Flask, `webhooks/receiver.py`)."""
+    if isinstance(err, APIError):
+        return err.status, error_body(err.code, err.message, err.fields)
+    if isinstance(err, ValidationError):
         fields = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
-        return error_response(422, "validation_failed", "the request is not valid", fields)
-
-    @app.errorhandler(HTTPException)
-    def _http(err: HTTPException):
+        return 422, error_body("validation_failed", "the request is not valid", fields)
+    if isinstance(err, HTTPException):
         status = err.code or 500
-        return error_response(status, _HTTP_CODES.get(status, "http_error"), err.description)
+        return status, error_body(_HTTP_CODES.get(status, "http_error"), err.description)
+    log.error("unhandled %s: %s", type(err).__name__, err)
+    return 500, error_body("internal_error", "internal error")
 
+
+def register_error_handlers(app: Flask) -> None:
+    # Flask finds the handler by the exception's classes, most specific first: this one
+    # answers everything, HTTP errors (404, 405, 413, ...) included.
     @app.errorhandler(Exception)
-    def _unexpected(err: Exception):
-        log.error("unhandled %s: %s", type(err).__name__, err)
-        return error_response(500, "internal_error", "internal error")
+    def _answer(err: Exception):
+        status, body = answer_for(err)
+        return jsonify(body), status

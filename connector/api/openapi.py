@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, current_app
+from werkzeug.routing import Rule
 
 from connector import schemas as s
 
@@ -45,8 +47,7 @@ def build_spec(app: Flask) -> dict:
         },
     )
     spec.components.schema("Error", schema=s.ErrorSchema)
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        view = app.view_functions[rule.endpoint]
+    for rule, view in sorted(routes(app), key=lambda route: route[0].rule):
         doc = getattr(view, "openapi", None)
         if doc is None:
             continue
@@ -54,6 +55,15 @@ def build_spec(app: Flask) -> dict:
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             spec.path(path=path, operations={method.lower(): _operation(view, doc, rule)})
     return spec.to_dict()
+
+
+def routes(app: Flask) -> list[tuple[Rule, Callable]]:
+    """Every route the app answers, with its view: Flask's, and the webhook receiver's, which
+    is served ahead of Flask (`webhooks/receiver.py`)."""
+    from webhooks import receiver
+
+    found = [(rule, app.view_functions[rule.endpoint]) for rule in app.url_map.iter_rules()]
+    return found + [(rule, receiver.receive) for rule in receiver.ROUTES.iter_rules()]
 
 
 def _operation(view, doc: dict, rule) -> dict:

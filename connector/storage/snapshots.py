@@ -50,6 +50,9 @@ MAX_AGE = 300.0
 #: a check finds another process changed it.
 _generations: dict[str, int] = {}
 _lock = threading.Lock()
+#: Raised after the generations whenever a watched table's is: while it stands still, a kept
+#: snapshot is current without its tables' generations being compared.
+_epoch = 0
 _TOUCHED = "coi.touched_tables"
 _INSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
@@ -59,9 +62,15 @@ def generation(tables: Iterable[str]) -> tuple[int, ...]:
 
 
 def _bump(names: Iterable[str]) -> None:
+    global _epoch
     with _lock:
+        watched = False
         for name in names:
             _generations[name] = _generations.get(name, 0) + 1
+            watched = watched or name in WATCHED
+        if watched:
+            # After the generations: a reader that sees the new epoch sees them too.
+            _epoch += 1
 
 
 @event.listens_for(Session, "after_flush")
@@ -130,7 +139,8 @@ class Snapshots:
         self.engine = engine
         self.max_entries = max_entries
         self.max_age = max_age if engine is not None and check_seconds > 0 else 0.0
-        self._entries: dict[Hashable, tuple[float, tuple[int, ...], Any]] = {}
+        #: key -> (built at, generations built under, value, epoch they were last found at)
+        self._entries: dict[Hashable, tuple[float, tuple[int, ...], Any, int]] = {}
         self._checked_at = -float("inf")
         self._seen: dict[str, int] | None = None
 
@@ -143,17 +153,24 @@ class Snapshots:
         now = time.monotonic()
         if self.max_age and now - self._checked_at >= self.check_seconds:
             self._check(now)
-        stamp = generation(tables)
+        epoch = _epoch  # read before the generations (see `_bump`)
         entry = self._entries.get(key)
-        if entry is not None and entry[1] == stamp and now - entry[0] < self.max_age:
-            return entry[2]
+        if entry is not None and now - entry[0] < self.max_age:
+            if entry[3] == epoch:
+                return entry[2]
+            stamp = generation(tables)
+            if entry[1] == stamp:
+                self._entries[key] = (entry[0], stamp, entry[2], epoch)
+                return entry[2]
+        else:
+            stamp = generation(tables)
         value = build()
         if value is None:
             return None
         if len(self._entries) >= self.max_entries:
             # Keys come from requests (tokens, trades, regions): never let them grow without end.
             self._entries.clear()
-        self._entries[key] = (now, stamp, value)
+        self._entries[key] = (now, stamp, value, epoch)
         return value
 
     def _check(self, now: float) -> None:
