@@ -10,11 +10,12 @@ first arrival fails (an error, a dependency down) its claim is let go, so the se
 act.
 
 The receiver is served ahead of Flask's dispatch (`Receiver`, a WSGI middleware the app factory
-puts in front of the Flask app), on werkzeug's request and response objects: it is the hot path
-of dispatch systems and needs none of what Flask adds to a request (a request and app context,
-a session, the whole API's URL map, before/after hooks), which cost about as much as the
-receiver's own work on a work-order event. Its errors are answered in the API's JSON shape
-(`connector.api.errors.answer_for`), and its route is in the OpenAPI document like the API's.
+puts in front of the Flask app), on werkzeug's request object, its JSON answer written straight
+to WSGI: it is the hot path of dispatch systems and needs none of what Flask adds to a request (a
+request and app context, a session, the whole API's URL map, before/after hooks, a response
+object), which cost about as much as the receiver's own work on a work-order event. Its errors
+are answered in the API's JSON shape (`connector.api.errors.answer_for`), and its route is in
+the OpenAPI document like the API's.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.datastructures import Headers
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
+from werkzeug.wrappers import Request
+from werkzeug.wsgi import ClosingIterator
 
 from adapters.base import AdapterError, ConfigurationError, secret
 from connector import errors, jsontext
@@ -59,11 +62,9 @@ POLL_SECONDS = 0.05
 MAX_DELIVERY_ID = 255
 
 PREFIX = "/webhooks/"
-#: The receiver's route (a map of its own: Flask's has the whole API's).
-ROUTES = Map(
-    [Rule("/webhooks/<connection>/<event>", endpoint="receive", methods=["POST"])],
-    merge_slashes=False,
-)
+#: The receiver's route, for the OpenAPI document (`Receiver` matches it itself: a werkzeug map
+#: bound to each request cost a tenth of a delivery).
+ROUTES = Map([Rule(PREFIX + "<connection>/<event>", endpoint="receive", methods=["POST"])])
 
 
 class Receiver:
@@ -75,32 +76,38 @@ class Receiver:
         self._next = app.wsgi_app
 
     def __call__(self, environ: dict[str, Any], start_response):
-        if not environ.get("PATH_INFO", "").startswith(PREFIX):
-            return self._next(environ, start_response)
+        path = environ.get("PATH_INFO", "")
+        names = path[len(PREFIX) :].split("/") if path.startswith(PREFIX) else ()
+        if len(names) != 2 or not all(names):
+            return self._next(environ, start_response)  # Flask answers, a 404
+        if environ.get("REQUEST_METHOD") != "POST":
+            status, text = _failure(MethodNotAllowed())
+            return _answer(start_response, status, text, [("Allow", "POST")])
+        # As werkzeug's routing reads a path: WSGI gives it as latin-1, the URL's bytes are UTF-8.
+        connection, event = (name.encode("latin-1").decode("utf-8", "replace") for name in names)
+        request = Request(environ)
+        request.max_content_length = self._app.config["MAX_CONTENT_LENGTH"]
         try:
-            _, args = ROUTES.bind_to_environ(environ).match()
-        except NotFound:
-            return self._next(environ, start_response)  # Flask answers its 404
-        except MethodNotAllowed as err:
-            response = _error_response(err, Headers({"Allow": ", ".join(err.valid_methods or ())}))
-        else:
-            request = Request(environ)
-            request.max_content_length = self._app.config["MAX_CONTENT_LENGTH"]
-            try:
-                response = receive(self._app, request, **args)
-            except Exception as err:  # every failure is answered as JSON
-                response = _error_response(err)
-        return response(environ, start_response)
+            status, text, after = receive(self._app, request, connection, event)
+        except Exception as err:  # every failure is answered as JSON
+            (status, text), after = _failure(err), None
+        body = _answer(start_response, status, text)
+        return body if after is None else ClosingIterator(body, after)
 
 
-def _error_response(err: Exception, headers: Headers | None = None) -> Response:
+def _failure(err: Exception) -> tuple[int, str]:
     status, body = answer_for(err)
-    return _json(jsontext.dumps(body), status, headers)
+    return status, jsontext.dumps(body)
 
 
-def _json(text: str, status: int, headers: Headers | None = None) -> Response:
-    # As Flask's `jsonify` writes it.
-    return Response(f"{text}\n", status, headers, mimetype="application/json")
+def _answer(start_response, status: int, text: str, headers=()) -> list[bytes]:
+    """Start a JSON response (written as Flask's `jsonify` writes it); its body."""
+    body = f"{text}\n".encode()
+    start_response(
+        f"{status} {HTTP_STATUS_CODES[status]}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *headers],
+    )
+    return [body]
 
 
 @documented(
@@ -117,7 +124,8 @@ def _json(text: str, status: int, headers: Headers | None = None) -> Response:
     path_values={"event": sorted(HANDLERS)},
     signed=True,
 )
-def receive(app: Flask, request: Request, connection: str, event: str) -> Response:
+def receive(app: Flask, request: Request, connection: str, event: str) -> tuple[int, str, Any]:
+    """(status, JSON text, work to do once it is sent) for a delivery."""
     handler = HANDLERS.get(event)
     if handler is None:
         raise errors.NotFound("webhook event", event)
@@ -145,7 +153,7 @@ def receive(app: Flask, request: Request, connection: str, event: str) -> Respon
         )
         return handler(inbound)
 
-    status, answer, after = once(
+    return once(
         receipts_of(app),
         runtime.sessions,
         connection,
@@ -154,10 +162,6 @@ def receive(app: Flask, request: Request, connection: str, event: str) -> Respon
         act,
         runtime.write_behind,
     )
-    response = _json(answer, status)
-    if after is not None:
-        response.call_on_close(after)
-    return response
 
 
 def once(
