@@ -38,7 +38,7 @@ from werkzeug.wsgi import ClosingIterator
 from adapters.base import AdapterError, ConfigurationError, secret
 from connector import errors, jsontext
 from connector.api.common import documented, parse_json
-from connector.api.errors import answer_for, error_body
+from connector.api.errors import answer_for, error_body, invalid
 from connector.clock import utcnow
 from connector.errors import APIError
 from connector.services.write_behind import WriteBehind
@@ -193,13 +193,12 @@ def once(
         outcome = act()
         status, body, after = outcome.status, outcome.body, outcome.after
     except ValidationError as err:
-        fields = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
-        status, body = 422, error_body("validation_failed", "the event is not valid", fields)
+        status, body = 422, error_body("validation_failed", "the event is not valid", invalid(err))
     except APIError as err:
         if err.status >= 500:
             receipts.forget(connection, delivery_id)
             raise
-        status, body = err.status, error_body(err.code, err.message, err.fields)
+        status, body = answer_for(err)
     except AdapterError as err:
         receipts.forget(connection, delivery_id)
         raise APIError(503, "dependency_down", f"the remote system did not answer: {err}") from None

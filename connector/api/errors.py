@@ -34,14 +34,18 @@ _HTTP_CODES = {
 }
 
 
+def invalid(err: ValidationError) -> dict[str, Any]:
+    """A validation error's messages by field (`_schema` for the whole)."""
+    return err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
+
+
 def answer_for(err: Exception) -> tuple[int, dict[str, Any]]:
     """The status and JSON body that answer an exception a request raised (for Flask's views
     and for what is served ahead of Flask, `webhooks/receiver.py`)."""
     if isinstance(err, APIError):
         return err.status, error_body(err.code, err.message, err.fields)
     if isinstance(err, ValidationError):
-        fields = err.messages if isinstance(err.messages, dict) else {"_schema": err.messages}
-        return 422, error_body("validation_failed", "the request is not valid", fields)
+        return 422, error_body("validation_failed", "the request is not valid", invalid(err))
     if isinstance(err, HTTPException):
         status = err.code or 500
         return status, error_body(_HTTP_CODES.get(status, "http_error"), err.description)
