@@ -128,20 +128,30 @@ def _per_dialect(build) -> dict[str, Any]:
 _COMPLETE = _per_dialect(_complete)
 #: One statement: the claim's row, or no row back when the delivery was claimed before.
 _CLAIM = _per_dialect(_claim_row)
+#: What a claim gives the statement (the rest of the row is left to its defaults).
+_CLAIM_COLUMNS = ("connection", "event", "delivery_id", "status", "received_at")
 
 
 class DatabaseReceipts:
     """Claims as committed rows (see the module docstring). With a `claim_engine` (PostgreSQL:
-    `connector.storage.db.make_claim_engine`) a claim is one statement, one round trip."""
+    `connector.storage.db.make_claim_engine`) a claim is one statement, one round trip, sent by
+    the driver on a connection from that engine's pool: SQLAlchemy's connection, transaction and
+    execution layers cost a claim more CPU than the driver's own work (docs/BENCHMARKS.md)."""
 
     def __init__(self, sessions: sessionmaker[Session], claim_engine: Engine | None = None):
         self._sessions = sessions
-        self._engine = claim_engine or sessions.kw["bind"]
+        self._engine = claim_engine
+        if claim_engine is not None:
+            self._sql = str(
+                _CLAIM[claim_engine.dialect.name].compile(
+                    dialect=claim_engine.dialect, column_keys=list(_CLAIM_COLUMNS)
+                )
+            )
 
     def claim(self, connection: str, event: str, delivery_id: str) -> tuple[bool, Stored | None]:
         """(True, None) when this arrival is the first (its claim is committed); else (False,
         what was found), None when the first arrival let go meanwhile (try again)."""
-        claim = {
+        claim = {  # the keys are _CLAIM_COLUMNS
             "connection": connection,
             "event": event,
             "delivery_id": delivery_id,
@@ -174,19 +184,45 @@ class DatabaseReceipts:
             session.execute(delete(m.WebhookReceipt).where(_key(connection, delivery_id)))
 
     def _insert(self, claim: dict[str, Any]) -> bool:
+        if self._engine is None:  # SQLite in memory: a test's or a throwaway database
+            with self._sessions() as session, session.begin():
+                return session.connection().execute(_CLAIM["sqlite"], claim).first() is not None
         try:
-            return self._insert_once(claim)
+            return self._send(claim)
         except DBAPIError as err:
             if not err.connection_invalidated:
                 raise
             # The claim engine does not ping a connection before use: one the server dropped
             # fails once, and the claim goes through a new one.
-            return self._insert_once(claim)
+            return self._send(claim)
 
-    def _insert_once(self, claim: dict[str, Any]) -> bool:
-        # On an engine, not through a Session: this runs on every delivery.
-        with self._engine.begin() as conn:
-            return conn.execute(_CLAIM[conn.dialect.name], claim).first() is not None
+    def _send(self, claim: dict[str, Any]) -> bool:
+        """The claim's statement through the driver (the engine is in autocommit); its errors
+        raised as SQLAlchemy raises them, a dropped connection taken out of the pool."""
+        raw = self._engine.raw_connection()
+        dialect = self._engine.dialect
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(self._sql, claim)
+                return cursor.fetchone() is not None
+            except dialect.loaded_dbapi.Error as err:
+                dropped = dialect.is_disconnect(err, raw.dbapi_connection, cursor)
+                if dropped:
+                    raw.invalidate(err)
+                raise DBAPIError.instance(
+                    self._sql,
+                    None,
+                    err,
+                    dialect.loaded_dbapi.Error,
+                    hide_parameters=True,
+                    connection_invalidated=dropped,
+                    dialect=dialect,
+                ) from err
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
 
 
 class RedisClaims:
