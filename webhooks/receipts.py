@@ -186,7 +186,9 @@ class DatabaseReceipts:
     def _insert(self, claim: dict[str, Any]) -> bool:
         if self._engine is None:  # SQLite in memory: a test's or a throwaway database
             with self._sessions() as session, session.begin():
-                return session.connection().execute(_CLAIM["sqlite"], claim).first() is not None
+                connection = session.connection()
+                statement = _CLAIM[connection.dialect.name]
+                return connection.execute(statement, claim).first() is not None
         try:
             return self._send(claim)
         except DBAPIError as err:
