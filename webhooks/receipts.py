@@ -45,7 +45,7 @@ from connector.errors import APIError
 from connector.services.retention import RECEIPT_DAYS
 from connector.storage import models as m
 from connector.storage.claim_files import ClaimFiles, ForeignFolder
-from connector.storage.db import make_claim_engine
+from connector.storage.db import driver_error, make_claim_engine
 
 log = logging.getLogger(__name__)
 
@@ -212,15 +212,7 @@ class DatabaseReceipts:
                 dropped = dialect.is_disconnect(err, raw.dbapi_connection, cursor)
                 if dropped:
                     raw.invalidate(err)
-                raise DBAPIError.instance(
-                    self._sql,
-                    None,
-                    err,
-                    dialect.loaded_dbapi.Error,
-                    hide_parameters=True,
-                    connection_invalidated=dropped,
-                    dialect=dialect,
-                ) from err
+                raise driver_error(self._sql, err, dialect, connection_invalidated=dropped) from err
             finally:
                 cursor.close()
         finally:

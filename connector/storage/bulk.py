@@ -22,11 +22,11 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import JSON, Connection, Table
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from connector import jsontext
 from connector.storage import snapshots
+from connector.storage.db import driver_error
 
 
 def insert_rows(target: Session | Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -71,11 +71,7 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[dict[
             for row in _params(rows, pick, writers):
                 copy.write_row(row)
     except dbapi_error as err:
-        # As SQLAlchemy would raise it (IntegrityError, OperationalError, ...): callers tell a
-        # refused row from a database that is away by those classes.
-        raise DBAPIError.instance(
-            statement, None, err, dbapi_error, hide_parameters=True, dialect=connection.dialect
-        ) from err
+        raise driver_error(statement, err, connection.dialect) from err
     finally:
         cursor.close()
 

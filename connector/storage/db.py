@@ -9,6 +9,8 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, bindparam, create_engine, event, inspect, make_url
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import jsontext
@@ -45,6 +47,23 @@ def make_engine(url: str) -> Engine:
 
 #: How the claim engine's connections show in `pg_stat_activity`.
 CLAIM_APPLICATION_NAME = "coi-webhook-claims"
+
+
+def driver_error(
+    statement: str, err: Exception, dialect: Dialect, *, connection_invalidated: bool = False
+) -> DBAPIError:
+    """A driver's error from a statement sent past SQLAlchemy's execution (COPY, the webhook
+    claim), as SQLAlchemy raises it: IntegrityError, OperationalError, ... (callers tell a
+    refused row from a database that is away by those classes), its parameters left out."""
+    return DBAPIError.instance(
+        statement,
+        None,
+        err,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=connection_invalidated,
+        dialect=dialect,
+    )
 
 
 def make_claim_engine(engine: Engine) -> Engine:
