@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
+from connector import collector
 from connector.clock import utcnow
 from connector.compliance import (
     admitting,
@@ -133,31 +134,32 @@ def recompute(session: Session, vendor_ids: Iterable[int], today: date) -> int:
     inserts = _Inserts()
     done = 0
     for start in range(0, len(ids), BATCH):
-        chunk = ids[start : start + BATCH]
-        vendors = _load_vendors(session, chunk)
-        headlines = {v.id: (v.status, v.score, v.expires_on) for v in vendors}
-        stager.prefetch(vendors)
-        inputs = load_inputs(session, chunk)
-        stored = {
-            (r.vendor_id, r.requirement_set): r
-            for r in session.scalars(
-                select(m.ComplianceResult).where(in_values(m.ComplianceResult.vendor_id, chunk))
-            )
-        }
-        now = utcnow()  # one instant per batch: its rows were computed together
-        for vendor in vendors:
-            evaluated = [
-                (s, _evaluate(inputs[vendor.id], s, today, nothing_on_file))
-                for s in _applicable(current, vendor, applicable)
-            ]
-            before = events.headline_state(vendor.status, vendor.score, vendor.expires_on)
-            body = _store(session, vendor, evaluated, stored, inserts, now)
-            stager.stage(vendor, body)
-            events.compliance_changed(emitter, vendor, before, body)
-            done += 1
-        inserts.write(session)
-        stager.write()
-        _write_headlines(session, vendors, headlines)
+        with collector.paused():  # the batch's rows outlive young collections
+            chunk = ids[start : start + BATCH]
+            vendors = _load_vendors(session, chunk)
+            headlines = {v.id: (v.status, v.score, v.expires_on) for v in vendors}
+            stager.prefetch(vendors)
+            inputs = load_inputs(session, chunk)
+            stored = {
+                (r.vendor_id, r.requirement_set): r
+                for r in session.scalars(
+                    select(m.ComplianceResult).where(in_values(m.ComplianceResult.vendor_id, chunk))
+                )
+            }
+            now = utcnow()  # one instant per batch: its rows were computed together
+            for vendor in vendors:
+                evaluated = [
+                    (s, _evaluate(inputs[vendor.id], s, today, nothing_on_file))
+                    for s in _applicable(current, vendor, applicable)
+                ]
+                before = events.headline_state(vendor.status, vendor.score, vendor.expires_on)
+                body = _store(session, vendor, evaluated, stored, inserts, now)
+                stager.stage(vendor, body)
+                events.compliance_changed(emitter, vendor, before, body)
+                done += 1
+            inserts.write(session)
+            stager.write()
+            _write_headlines(session, vendors, headlines)
     session.flush()
     return done
 

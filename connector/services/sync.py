@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adapters.base import Adapter, AdapterError, Page, RemoteRecord
+from connector import collector
 from connector.clock import utcnow
 from connector.compliance import normalise_holder
 from connector.jobs import Jobs
@@ -224,7 +225,7 @@ def _commit_page(
     run_id: int,
 ) -> dict[str, int]:
     """Apply one page in one transaction: vendors, recompute, watermark, run counts."""
-    with session.begin():
+    with collector.paused(), session.begin():
         run = session.get(m.SyncRun, run_id)
         touched = _apply_page(session, connection, remote_object, mapping, page, run)
         jobs.recompute(session, touched)
