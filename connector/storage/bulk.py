@@ -49,10 +49,12 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[dict[
     names = [*given, *defaults]
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(map(quote, names))
-    get = _picker(given)
+    pick = _picker(given)
+    if defaults:
+        get = pick
 
-    def pick(row: dict[str, Any]) -> tuple[Any, ...]:
-        return (*get(row), *(_default(default) for default in defaults.values()))
+        def pick(row: dict[str, Any]) -> tuple[Any, ...]:
+            return (*get(row), *(_default(default) for default in defaults.values()))
 
     if connection.dialect.name != "postgresql":  # SQLite, the other database we run on
         writers = [_bind(table.c[name].type, connection.dialect) for name in names]
@@ -149,6 +151,9 @@ def _params(
 ) -> Iterator[tuple[Any, ...]]:
     """Each row's values as `pick` takes them, each converted by its writer (None: as it is)."""
     convert = [(i, write) for i, write in enumerate(writers) if write is not None]
+    if not convert:
+        yield from map(pick, rows)
+        return
     for row in rows:
         out = list(pick(row))
         for i, write in convert:

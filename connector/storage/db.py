@@ -8,10 +8,12 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, bindparam, create_engine, event, inspect, make_url
+from sqlalchemy import Engine, create_engine, event, inspect, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import BindParameter
 
 from connector import jsontext
 from connector.storage import (
@@ -96,11 +98,29 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+class _Values(BindParameter):
+    """The list of an `in_values` condition."""
+
+    inherit_cache = True
+
+
+@compiles(_Values)
+def _written_in(element: _Values, compiler, **kw: Any) -> str:
+    return compiler.visit_bindparam(element, literal_execute=True, **kw)
+
+
+@compiles(_Values, "sqlite")
+def _bound(element: _Values, compiler, **kw: Any) -> str:
+    return compiler.visit_bindparam(element, **kw)
+
+
 def in_values(column, values: Iterable[Any]):
-    """`column IN (values)` with the values written into the statement. Bound, a batch's list
-    of ids makes the same statement every batch, which the PostgreSQL driver prepares after a
-    few runs, and the server's generic plan for it, blind to the values, may scan the table."""
-    return column.in_(bindparam(None, sorted(values), expanding=True, literal_execute=True))
+    """`column IN (values)`, on PostgreSQL with the values written into the statement. Bound, a
+    batch's list of ids makes the same statement every batch, which the PostgreSQL driver
+    prepares after a few runs, and the server's generic plan for it, blind to the values, may
+    scan the table. SQLite plans every statement afresh, so there the values stay bound (writing
+    thousands of them into the statement cost a sync a twentieth of its time)."""
+    return column.in_(_Values(None, sorted(values), expanding=True))
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
