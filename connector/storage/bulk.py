@@ -49,12 +49,14 @@ def insert_rows(target: Session | Connection, table: Table, rows: Sequence[dict[
     names = [*given, *defaults]
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(map(quote, names))
-    pick = _picker(given)
+    get = _picker(given)
     if defaults:
-        get = pick
 
         def pick(row: dict[str, Any]) -> tuple[Any, ...]:
             return (*get(row), *(_default(default) for default in defaults.values()))
+
+    else:
+        pick = get
 
     if connection.dialect.name != "postgresql":  # SQLite, the other database we run on
         writers = [_bind(table.c[name].type, connection.dialect) for name in names]
