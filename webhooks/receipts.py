@@ -97,8 +97,15 @@ def complete(session: Session, answered: list[Answered]) -> None:
 
 def _complete(dialect_insert) -> Any:
     table = m.WebhookReceipt.__table__
-    names = ("connection", "event", "delivery_id", "status", "response_status")
-    names += ("received_at", "completed_at")
+    names = (
+        "connection",
+        "event",
+        "delivery_id",
+        "status",
+        "response_status",
+        "received_at",
+        "completed_at",
+    )
     values: dict[str, Any] = {name: bindparam(name, type_=table.c[name].type) for name in names}
     # The body comes as JSON text: bound as text, not serialised again (cast to the column's
     # type on PostgreSQL; SQLite keeps JSON as text).

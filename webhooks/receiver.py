@@ -36,11 +36,11 @@ from werkzeug.wrappers import Request
 from werkzeug.wsgi import ClosingIterator
 
 from adapters.base import AdapterError, ConfigurationError, secret
-from connector import errors, jsontext
+from connector import jsontext
 from connector.api.common import documented, parse_json
 from connector.api.errors import answer_for, error_body, invalid
 from connector.clock import utcnow
-from connector.errors import APIError
+from connector.errors import APIError, NotFound
 from connector.services.write_behind import WriteBehind
 from connector.storage import models as m
 from webhooks.handlers import HANDLERS, Inbound, Outcome
@@ -128,7 +128,7 @@ def receive(app: Flask, request: Request, connection: str, event: str) -> tuple[
     """(status, JSON text, work to do once it is sent) for a delivery."""
     handler = HANDLERS.get(event)
     if handler is None:
-        raise errors.NotFound("webhook event", event)
+        raise NotFound("webhook event", event)
     runtime = app.extensions["coi"]
     receiving = runtime.snapshots.get(
         ("webhook_receiver", connection),
@@ -136,7 +136,7 @@ def receive(app: Flask, request: Request, connection: str, event: str) -> tuple[
         lambda: _receiving(runtime.sessions, connection),
     )
     if receiving is None:
-        raise errors.NotFound("connection", connection)
+        raise NotFound("connection", connection)
     config, secrets = _receiver(connection, receiving)
     body = request.get_data(cache=True)  # 413 past the body limit, before any work
     delivery_id = _authenticate(config, secrets, request.headers, body)
